@@ -1,0 +1,5 @@
+//! The `fleet-ceremony` command.
+
+fn main() -> std::process::ExitCode {
+    fleet_ceremony::cli::main()
+}
