@@ -1,0 +1,362 @@
+//! Copying the fleet key from the origin HSM to another member under HSM-held transport
+//! keys, so the private key never exists in plaintext outside an HSM.
+//!
+//! For each member: the member generates an RSA transport key pair whose private half
+//! never leaves it; the tool copies the transport public key into the origin; the origin
+//! generates a one-time AES key, wraps the fleet key under it with CKM_AES_KEY_WRAP_PAD
+//! and wraps the AES key under the transport key with CKM_RSA_PKCS_OAEP; the member
+//! unwraps both. RSA-OAEP carries the AES key because SoftHSM 2.6.1 wraps only secret keys
+//! with RSA-OAEP, and only with SHA-1 and MGF1-SHA1. Transport objects are session
+//! objects, so they vanish with the session even if the tool stops half-way, and the tool
+//! destroys them explicitly when a copy is done.
+
+use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsOaepParams, PkcsOaepSource};
+use cryptoki::mechanism::{Mechanism, MechanismType};
+use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
+use cryptoki::session::Session;
+use p256::ecdsa::signature::hazmat::PrehashVerifier;
+use rand::RngCore;
+
+use super::error::Context;
+use super::keys::{self, KeyAlgorithm};
+use super::{HsmError, Token};
+
+/// RSA modulus size of transport keys, in bits.
+const TRANSPORT_RSA_BITS: u64 = 3072;
+
+/// Mechanisms that replication needs on every member, with what each is for.
+pub const REPLICATION_MECHANISMS: &[(MechanismType, &str)] = &[
+    (
+        MechanismType::RSA_PKCS_KEY_PAIR_GEN,
+        "generate transport keys for replication",
+    ),
+    (
+        MechanismType::RSA_PKCS_OAEP,
+        "wrap the one-time AES key for replication",
+    ),
+    (
+        MechanismType::AES_KEY_GEN,
+        "generate the one-time AES key for replication",
+    ),
+    (
+        MechanismType::AES_KEY_WRAP_PAD,
+        "wrap the fleet key for replication",
+    ),
+    (
+        MechanismType::ECDSA,
+        "compare a copied key with the origin's public key",
+    ),
+];
+
+/// One side of a replication: a token with a user session.
+pub struct Side<'a> {
+    /// The token.
+    pub token: &'a Token,
+    /// A session logged in as the user.
+    pub session: &'a Session,
+}
+
+/// The origin's fleet key as replication needs it.
+pub struct OriginKey<'a> {
+    /// Key label, used for the copies too.
+    pub label: &'a str,
+    /// CKA_ID, used for the copies too.
+    pub id: &'a [u8],
+    /// The extractable private key on the origin.
+    pub private: ObjectHandle,
+    /// The origin's public key object.
+    pub public: ObjectHandle,
+}
+
+/// Copies the origin's ECDSA P-256 fleet key to `member`, checks that the copy matches
+/// the origin's public key, and returns the copy's key pair. The copy is created
+/// non-extractable. On a mismatch the copy is destroyed.
+pub fn replicate(
+    origin: &Side<'_>,
+    member: &Side<'_>,
+    key: &OriginKey<'_>,
+) -> Result<keys::KeyPair, HsmError> {
+    keys::ensure_label_free(member.session, member.token, key.label)?;
+    let mut transport = TransportKey::generate(member)?;
+    let result = transport
+        .import(origin, member)
+        .and_then(|_| copy_under(origin, member, key, &transport));
+    transport.destroy(origin, member);
+    result
+}
+
+fn copy_under(
+    origin: &Side<'_>,
+    member: &Side<'_>,
+    key: &OriginKey<'_>,
+    transport: &TransportKey,
+) -> Result<keys::KeyPair, HsmError> {
+    let (wrapped_key, wrapped_aes) = wrap_on_origin(origin, key, transport)?;
+    let private = unwrap_on_member(member, key, transport, &wrapped_key, &wrapped_aes)?;
+    let public = copy_public_key(origin, member, key)?;
+    let pair = keys::KeyPair { public, private };
+
+    if let Err(error) = check_copy(origin, member, key.public, private) {
+        // A copy that does not match must not stay on the token.
+        let _ = member.session.destroy_object(private);
+        let _ = member.session.destroy_object(public);
+        return Err(error);
+    }
+    Ok(pair)
+}
+
+/// Transport key pair on the member, and its public half imported into the origin.
+struct TransportKey {
+    member_private: ObjectHandle,
+    member_public: ObjectHandle,
+    origin_public: Option<ObjectHandle>,
+}
+
+impl TransportKey {
+    fn generate(member: &Side<'_>) -> Result<TransportKey, HsmError> {
+        let public_template = [
+            Attribute::Token(false),
+            Attribute::Wrap(true),
+            Attribute::Encrypt(false),
+            Attribute::Verify(false),
+            Attribute::ModulusBits(TRANSPORT_RSA_BITS.into()),
+            Attribute::PublicExponent(vec![0x01, 0x00, 0x01]),
+        ];
+        let private_template = [
+            Attribute::Token(false),
+            Attribute::Private(true),
+            Attribute::Sensitive(true),
+            Attribute::Extractable(false),
+            Attribute::Unwrap(true),
+            Attribute::Decrypt(false),
+            Attribute::Sign(false),
+        ];
+        let (member_public, member_private) = member
+            .session
+            .generate_key_pair(
+                &Mechanism::RsaPkcsKeyPairGen,
+                &public_template,
+                &private_template,
+            )
+            .on(&member.token.label, "generate a transport key")?;
+        Ok(TransportKey {
+            member_private,
+            member_public,
+            origin_public: None,
+        })
+    }
+
+    /// Imports the transport public key into the origin, once.
+    fn import(&mut self, origin: &Side<'_>, member: &Side<'_>) -> Result<ObjectHandle, HsmError> {
+        if let Some(handle) = self.origin_public {
+            return Ok(handle);
+        }
+        let attributes = member
+            .session
+            .get_attributes(
+                self.member_public,
+                &[AttributeType::Modulus, AttributeType::PublicExponent],
+            )
+            .on(&member.token.label, "read the transport public key")?;
+        let mut template = vec![
+            Attribute::Class(ObjectClass::PUBLIC_KEY),
+            Attribute::KeyType(KeyType::RSA),
+            Attribute::Token(false),
+            Attribute::Wrap(true),
+            Attribute::Encrypt(false),
+            Attribute::Verify(false),
+        ];
+        template.extend(attributes.into_iter().filter(|attribute| {
+            matches!(
+                attribute,
+                Attribute::Modulus(_) | Attribute::PublicExponent(_)
+            )
+        }));
+        let handle = origin
+            .session
+            .create_object(&template)
+            .on(&origin.token.label, "import the member's transport key")?;
+        self.origin_public = Some(handle);
+        Ok(handle)
+    }
+
+    /// Destroys the transport objects. Failures are logged and otherwise ignored, because
+    /// session objects vanish when their session closes anyway.
+    fn destroy(self, origin: &Side<'_>, member: &Side<'_>) {
+        let mut pending = vec![(member, self.member_private), (member, self.member_public)];
+        if let Some(handle) = self.origin_public {
+            pending.push((origin, handle));
+        }
+        for (side, handle) in pending {
+            if let Err(error) = side.session.destroy_object(handle) {
+                tracing::warn!(token = %side.token.label, %error, "cannot destroy a transport object; it goes when the session closes");
+            }
+        }
+    }
+}
+
+fn oaep() -> Mechanism<'static> {
+    Mechanism::RsaPkcsOaep(PkcsOaepParams::new(
+        MechanismType::SHA1,
+        PkcsMgfType::MGF1_SHA1,
+        PkcsOaepSource::empty(),
+    ))
+}
+
+/// Wraps the fleet key on the origin; returns (wrapped fleet key, wrapped AES key).
+fn wrap_on_origin(
+    origin: &Side<'_>,
+    key: &OriginKey<'_>,
+    transport: &TransportKey,
+) -> Result<(Vec<u8>, Vec<u8>), HsmError> {
+    let label = &origin.token.label;
+    let aes_template = [
+        Attribute::Token(false),
+        Attribute::ValueLen(32.into()),
+        Attribute::Wrap(true),
+        Attribute::Unwrap(false),
+        Attribute::Encrypt(false),
+        Attribute::Decrypt(false),
+        Attribute::Sensitive(true),
+        Attribute::Extractable(true),
+    ];
+    let aes = origin
+        .session
+        .generate_key(&Mechanism::AesKeyGen, &aes_template)
+        .on(label, "generate a one-time AES key")?;
+
+    let result = (|| {
+        let wrapped_key = origin
+            .session
+            .wrap_key(&Mechanism::AesKeyWrapPad, aes, key.private)
+            .on(label, "wrap the fleet key")?;
+        let transport_public = transport.origin_public.ok_or_else(|| HsmError::Binding {
+            token: label.clone(),
+            action: "wrap the one-time AES key",
+            source: cryptoki::error::Error::InvalidValue,
+        })?;
+        let wrapped_aes = origin
+            .session
+            .wrap_key(&oaep(), transport_public, aes)
+            .on(label, "wrap the one-time AES key")?;
+        Ok((wrapped_key, wrapped_aes))
+    })();
+
+    let _ = origin.session.destroy_object(aes);
+    result
+}
+
+fn unwrap_on_member(
+    member: &Side<'_>,
+    key: &OriginKey<'_>,
+    transport: &TransportKey,
+    wrapped_key: &[u8],
+    wrapped_aes: &[u8],
+) -> Result<ObjectHandle, HsmError> {
+    let label = &member.token.label;
+    let aes_template = [
+        Attribute::Class(ObjectClass::SECRET_KEY),
+        Attribute::KeyType(KeyType::AES),
+        Attribute::Token(false),
+        Attribute::Unwrap(true),
+        Attribute::Wrap(false),
+        Attribute::Sensitive(true),
+        Attribute::Extractable(false),
+    ];
+    let aes = member
+        .session
+        .unwrap_key(
+            &oaep(),
+            transport.member_private,
+            wrapped_aes,
+            &aes_template,
+        )
+        .on(label, "unwrap the one-time AES key")?;
+
+    let key_template = [
+        Attribute::Class(ObjectClass::PRIVATE_KEY),
+        Attribute::KeyType(KeyType::EC),
+        Attribute::Token(true),
+        Attribute::Private(true),
+        Attribute::Sensitive(true),
+        Attribute::Extractable(false),
+        Attribute::Sign(true),
+        Attribute::Decrypt(false),
+        Attribute::Derive(false),
+        Attribute::Label(key.label.as_bytes().to_vec()),
+        Attribute::Id(key.id.to_vec()),
+    ];
+    let result = member
+        .session
+        .unwrap_key(&Mechanism::AesKeyWrapPad, aes, wrapped_key, &key_template)
+        .on(label, "unwrap the fleet key");
+    let _ = member.session.destroy_object(aes);
+    result
+}
+
+fn copy_public_key(
+    origin: &Side<'_>,
+    member: &Side<'_>,
+    key: &OriginKey<'_>,
+) -> Result<ObjectHandle, HsmError> {
+    let attributes = origin
+        .session
+        .get_attributes(
+            key.public,
+            &[AttributeType::EcParams, AttributeType::EcPoint],
+        )
+        .on(&origin.token.label, "read the fleet public key")?;
+    let mut template = vec![
+        Attribute::Class(ObjectClass::PUBLIC_KEY),
+        Attribute::KeyType(KeyType::EC),
+        Attribute::Token(true),
+        Attribute::Private(false),
+        Attribute::Verify(true),
+        Attribute::Label(key.label.as_bytes().to_vec()),
+        Attribute::Id(key.id.to_vec()),
+    ];
+    template.extend(
+        attributes.into_iter().filter(|attribute| {
+            matches!(attribute, Attribute::EcParams(_) | Attribute::EcPoint(_))
+        }),
+    );
+    member
+        .session
+        .create_object(&template)
+        .on(&member.token.label, "store the fleet public key")
+}
+
+/// Signs a random challenge with the copy and verifies it with the origin's public key.
+/// The copy's public key cannot be read from its private key object, so a signature is
+/// how the tool proves the two halves belong together.
+fn check_copy(
+    origin: &Side<'_>,
+    member: &Side<'_>,
+    origin_public: ObjectHandle,
+    copy: ObjectHandle,
+) -> Result<(), HsmError> {
+    let pem = keys::public_key_pem(
+        origin.session,
+        origin.token,
+        "fleet key",
+        origin_public,
+        KeyAlgorithm::EcdsaP256,
+    )?;
+    let mismatch = || HsmError::ReplicaMismatch {
+        token: member.token.label.clone(),
+    };
+    let verifying_key =
+        <p256::ecdsa::VerifyingKey as p256::pkcs8::DecodePublicKey>::from_public_key_pem(&pem)
+            .map_err(|_| mismatch())?;
+
+    let mut challenge = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut challenge);
+    let signature = member
+        .session
+        .sign(&Mechanism::Ecdsa, copy, &challenge)
+        .on(&member.token.label, "sign a challenge with the copied key")?;
+    let signature = p256::ecdsa::Signature::from_slice(&signature).map_err(|_| mismatch())?;
+    verifying_key
+        .verify_prehash(&challenge, &signature)
+        .map_err(|_| mismatch())
+}

@@ -1,0 +1,216 @@
+//! Finding, initialising and logging in to tokens.
+
+use std::sync::Mutex;
+
+use cryptoki::mechanism::MechanismType;
+use cryptoki::session::{Session, UserType};
+use cryptoki::slot::Slot;
+use secrecy::SecretString;
+
+use super::error::Context;
+use super::{HsmError, Library};
+
+/// Serialises token initialisation within the process.
+static INITIALISING: Mutex<()> = Mutex::new(());
+
+/// How the runbook names a token. Slot numbers are never used because they change when
+/// tokens are added.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenSelector {
+    /// CKA token label (at most 32 bytes).
+    Label(String),
+    /// Token serial number.
+    Serial(String),
+}
+
+impl std::fmt::Display for TokenSelector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TokenSelector::Label(label) => write!(f, "with label \"{label}\""),
+            TokenSelector::Serial(serial) => write!(f, "with serial \"{serial}\""),
+        }
+    }
+}
+
+/// A token found in a slot, with the facts its token information reported.
+#[derive(Debug, Clone)]
+pub struct Token {
+    library: Library,
+    slot: Slot,
+    /// Token label.
+    pub label: String,
+    /// Serial number.
+    pub serial: String,
+    /// Model, such as "SoftHSM v2".
+    pub model: String,
+    /// Manufacturer.
+    pub manufacturer: String,
+}
+
+impl Token {
+    /// Finds the one initialised token that matches `selector`.
+    pub fn find(library: &Library, selector: &TokenSelector) -> Result<Token, HsmError> {
+        let mut matches = Vec::new();
+        for token in list(library)? {
+            let hit = match selector {
+                TokenSelector::Label(label) => &token.label == label,
+                TokenSelector::Serial(serial) => &token.serial == serial,
+            };
+            if hit {
+                matches.push(token);
+            }
+        }
+
+        match matches.len() {
+            1 => Ok(matches.remove(0)),
+            0 => Err(HsmError::TokenNotFound {
+                selector: selector.to_string(),
+                module: library.path().to_owned(),
+            }),
+            count => Err(HsmError::AmbiguousToken {
+                selector: selector.to_string(),
+                count,
+                module: library.path().to_owned(),
+            }),
+        }
+    }
+
+    /// Initialises a new token with `label` in a free slot, sets the user PIN, and returns
+    /// the token. Rejects a label that an existing token already has, because
+    /// initialising erases every object on a token.
+    pub fn initialise(
+        library: &Library,
+        label: &str,
+        so_pin: &SecretString,
+        user_pin: &SecretString,
+    ) -> Result<Token, HsmError> {
+        // Two threads must not pick the same free slot.
+        let _guard = INITIALISING
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if list(library)?.iter().any(|token| token.label == label) {
+            return Err(HsmError::TokenExists {
+                label: label.to_owned(),
+                module: library.path().to_owned(),
+            });
+        }
+        let context = library.context();
+        let slot = free_slot(library)?;
+
+        context
+            .init_token(slot, so_pin, label)
+            .on(label, "initialise the token")?;
+        tracing::info!(token = label, "initialised token");
+
+        // The security officer sets the first user PIN.
+        let session = context.open_rw_session(slot).on(label, "open a session")?;
+        session
+            .login(UserType::So, Some(so_pin))
+            .on(label, "log in as security officer")?;
+        session.init_pin(user_pin).on(label, "set the user PIN")?;
+        session.logout().on(label, "log out")?;
+        drop(session);
+
+        Token::find(library, &TokenSelector::Label(label.to_owned()))
+    }
+
+    /// Opens a read-write session logged in as the user.
+    pub fn login_user(&self, pin: &SecretString) -> Result<Session, HsmError> {
+        let session = self.open_session()?;
+        session
+            .login(UserType::User, Some(pin))
+            .on(&self.label, "log in as user")?;
+        Ok(session)
+    }
+
+    /// Opens a read-write session logged in as the security officer.
+    pub fn login_so(&self, pin: &SecretString) -> Result<Session, HsmError> {
+        let session = self.open_session()?;
+        session
+            .login(UserType::So, Some(pin))
+            .on(&self.label, "log in as security officer")?;
+        Ok(session)
+    }
+
+    /// Opens a read-write session without logging in.
+    pub fn open_session(&self) -> Result<Session, HsmError> {
+        self.library
+            .context()
+            .open_rw_session(self.slot)
+            .on(&self.label, "open a session")
+    }
+
+    /// Returns the mechanisms the token supports.
+    pub fn mechanisms(&self) -> Result<Vec<MechanismType>, HsmError> {
+        self.library
+            .context()
+            .get_mechanism_list(self.slot)
+            .on(&self.label, "list mechanisms")
+    }
+
+    /// Fails naming the first of `needed` that the token does not support.
+    pub fn require_mechanisms(
+        &self,
+        needed: &[(MechanismType, &'static str)],
+    ) -> Result<(), HsmError> {
+        let supported = self.mechanisms()?;
+        for (mechanism, purpose) in needed {
+            if !supported.contains(mechanism) {
+                return Err(HsmError::MissingMechanism {
+                    token: self.label.clone(),
+                    mechanism: mechanism.to_string(),
+                    purpose,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The module the token belongs to.
+    pub fn library(&self) -> &Library {
+        &self.library
+    }
+}
+
+/// Lists the initialised tokens of a module.
+pub fn list(library: &Library) -> Result<Vec<Token>, HsmError> {
+    let context = library.context();
+    let module = library.path().display().to_string();
+    let slots = context
+        .get_slots_with_initialized_token()
+        .on(&module, "list slots")?;
+
+    let mut tokens = Vec::with_capacity(slots.len());
+    for slot in slots {
+        let info = context
+            .get_token_info(slot)
+            .on(&module, "read token information")?;
+        tokens.push(Token {
+            library: library.clone(),
+            slot,
+            label: info.label().trim_end().to_owned(),
+            serial: info.serial_number().trim_end().to_owned(),
+            model: info.model().trim_end().to_owned(),
+            manufacturer: info.manufacturer_id().trim_end().to_owned(),
+        });
+    }
+    Ok(tokens)
+}
+
+/// Finds a slot whose token is present but not initialised.
+fn free_slot(library: &Library) -> Result<Slot, HsmError> {
+    let context = library.context();
+    let module = library.path().display().to_string();
+    let slots = context.get_slots_with_token().on(&module, "list slots")?;
+    for slot in slots {
+        let info = context
+            .get_token_info(slot)
+            .on(&module, "read token information")?;
+        if !info.token_initialized() {
+            return Ok(slot);
+        }
+    }
+    Err(HsmError::NoFreeSlot {
+        module: library.path().to_owned(),
+    })
+}

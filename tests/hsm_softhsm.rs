@@ -1,0 +1,247 @@
+//! The HSM layer against a real SoftHSM2 token store in a temporary folder.
+//!
+//! SoftHSM reads its configuration once per process and must be initialised once, so all
+//! tests in this binary share one token folder and use distinct token labels.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use cryptoki::object::ObjectClass;
+use ed25519_dalek::Verifier;
+use ed25519_dalek::pkcs8::DecodePublicKey;
+use fleet_ceremony::hsm::replicate::{self, OriginKey, Side};
+use fleet_ceremony::hsm::{self, HsmError, KeyAlgorithm, Library, Token, keys, sign};
+use secrecy::SecretString;
+
+struct Store {
+    _dir: tempfile::TempDir,
+    library: Library,
+}
+
+fn store() -> &'static Library {
+    static STORE: OnceLock<Store> = OnceLock::new();
+    &STORE
+        .get_or_init(|| {
+            let dir = tempfile::tempdir().expect("temporary folder");
+            let tokens = dir.path().join("tokens");
+            std::fs::create_dir(&tokens).expect("token folder");
+            let conf = dir.path().join("softhsm2.conf");
+            std::fs::write(
+                &conf,
+                format!(
+                    "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
+                    tokens.display()
+                ),
+            )
+            .expect("softhsm2.conf");
+            // SAFETY: set before any thread of this test binary loads SoftHSM, which
+            // reads the variable once when it is initialised.
+            unsafe { std::env::set_var("SOFTHSM2_CONF", &conf) };
+            let library =
+                Library::load(Path::new(hsm::SOFTHSM_MODULE)).expect("SoftHSM module loads");
+            Store { _dir: dir, library }
+        })
+        .library
+}
+
+fn pin(text: &str) -> SecretString {
+    SecretString::from(text.to_owned())
+}
+
+fn new_token(label: &str) -> Token {
+    Token::initialise(store(), label, &pin("so-pin-1234"), &pin("user-pin-1234"))
+        .expect("token initialises")
+}
+
+fn openssl_reads(pem: &str) -> String {
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let path: PathBuf = dir.path().join("key.pem");
+    std::fs::write(&path, pem).expect("write key");
+    let output = Command::new("openssl")
+        .args(["pkey", "-pubin", "-noout", "-text", "-in"])
+        .arg(&path)
+        .output()
+        .expect("openssl runs");
+    assert!(
+        output.status.success(),
+        "openssl rejected the key: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn p256_key_replicates_and_locks() {
+    let origin = new_token("replicate-origin");
+    let member = new_token("replicate-member");
+    let origin_session = origin.login_user(&pin("user-pin-1234")).expect("login");
+    let member_session = member.login_user(&pin("user-pin-1234")).expect("login");
+
+    let pair = keys::generate(
+        &origin_session,
+        &origin,
+        KeyAlgorithm::EcdsaP256,
+        "fleet",
+        b"id-1",
+        true,
+    )
+    .expect("key generates");
+    let attributes = keys::read_attributes(&origin_session, &origin, pair.private).expect("read");
+    keys::check_attributes(&attributes, &origin, "fleet", true, true).expect("as generated");
+    let pem = keys::public_key_pem(
+        &origin_session,
+        &origin,
+        "fleet",
+        pair.public,
+        KeyAlgorithm::EcdsaP256,
+    )
+    .expect("public key");
+    assert!(openssl_reads(&pem).contains("P-256"));
+
+    let copy = replicate::replicate(
+        &Side {
+            token: &origin,
+            session: &origin_session,
+        },
+        &Side {
+            token: &member,
+            session: &member_session,
+        },
+        &OriginKey {
+            label: "fleet",
+            id: b"id-1",
+            private: pair.private,
+            public: pair.public,
+        },
+    )
+    .expect("replicates");
+    let copy_pem = keys::public_key_pem(
+        &member_session,
+        &member,
+        "fleet",
+        copy.public,
+        KeyAlgorithm::EcdsaP256,
+    )
+    .expect("copy public key");
+    assert_eq!(copy_pem, pem);
+    let copy_attributes =
+        keys::read_attributes(&member_session, &member, copy.private).expect("read");
+    keys::check_attributes(&copy_attributes, &member, "fleet", false, false).expect("copy");
+
+    keys::lock(&origin_session, &origin, pair.private).expect("locks");
+    let locked = keys::read_attributes(&origin_session, &origin, pair.private).expect("read");
+    keys::check_attributes(&locked, &origin, "fleet", true, false).expect("locked");
+
+    // Only the fleet key pair is left on the member: transport objects are gone.
+    let all = member_session.find_objects(&[]).expect("list objects");
+    assert_eq!(all.len(), 2, "objects left on the member: {all:?}");
+}
+
+#[test]
+fn generate_rejects_existing_label() {
+    let token = new_token("duplicate-label");
+    let session = token.login_user(&pin("user-pin-1234")).expect("login");
+    keys::generate(
+        &session,
+        &token,
+        KeyAlgorithm::EcdsaP256,
+        "taken",
+        b"1",
+        false,
+    )
+    .expect("first key");
+    let error = keys::generate(
+        &session,
+        &token,
+        KeyAlgorithm::EcdsaP256,
+        "taken",
+        b"2",
+        false,
+    )
+    .expect_err("second key with the same label");
+    assert!(
+        matches!(error, HsmError::KeyExists { count: 2, .. }),
+        "{error}"
+    );
+}
+
+#[test]
+fn initialise_rejects_existing_label() {
+    new_token("already-there");
+    let error = Token::initialise(store(), "already-there", &pin("so-pin-9999"), &pin("x1234"))
+        .expect_err("second initialisation");
+    assert!(matches!(error, HsmError::TokenExists { .. }), "{error}");
+}
+
+#[test]
+fn wrong_pin_names_token_function_and_code() {
+    let token = new_token("wrong-pin");
+    let error = token
+        .login_user(&pin("not-the-pin"))
+        .expect_err("wrong PIN");
+    let text = error.to_string();
+    assert!(
+        text.starts_with("wrong PIN on token \"wrong-pin\""),
+        "{text}"
+    );
+    assert!(
+        text.contains("C_Login returned CKR_PIN_INCORRECT"),
+        "{text}"
+    );
+}
+
+#[test]
+fn missing_token_is_named() {
+    let error = Token::find(store(), &hsm::TokenSelector::Label("nowhere".into()))
+        .expect_err("no such token");
+    assert!(
+        error
+            .to_string()
+            .contains("token with label \"nowhere\" not found")
+    );
+}
+
+#[test]
+fn ed25519_signs_through_ckm_eddsa() {
+    let token = new_token("ed25519-signer");
+    let session = token.login_user(&pin("user-pin-1234")).expect("login");
+    let pair = keys::generate(
+        &session,
+        &token,
+        KeyAlgorithm::Ed25519,
+        "signer",
+        b"s",
+        false,
+    )
+    .expect("Ed25519 key generates");
+    let pem = keys::public_key_pem(
+        &session,
+        &token,
+        "signer",
+        pair.public,
+        KeyAlgorithm::Ed25519,
+    )
+    .expect("public key");
+    assert!(openssl_reads(&pem).contains("ED25519"));
+
+    let signature = sign::sign_ed25519(&session, &token, "signer", b"message").expect("signs");
+    let key = ed25519_dalek::VerifyingKey::from_public_key_pem(&pem).expect("key parses");
+    key.verify(
+        b"message",
+        &ed25519_dalek::Signature::from_bytes(&signature),
+    )
+    .expect("signature verifies");
+}
+
+#[test]
+fn find_one_rejects_missing_key() {
+    let token = new_token("no-keys");
+    let session = token.login_user(&pin("user-pin-1234")).expect("login");
+    let error =
+        keys::find_one(&session, &token, "absent", ObjectClass::PRIVATE_KEY).expect_err("no key");
+    assert!(
+        matches!(error, HsmError::KeyCount { count: 0, .. }),
+        "{error}"
+    );
+}
