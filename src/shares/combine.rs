@@ -41,7 +41,7 @@ pub struct ShareSummary {
     pub fleet: String,
     /// Id of the shared credential set.
     pub credential_set: String,
-    /// Custodian who holds the share.
+    /// Custodian the share belongs to.
     pub custodian: String,
     /// x-coordinate of the share.
     pub index: u8,
@@ -100,13 +100,16 @@ pub fn verify_share(input: &ShareInput) -> Result<ShareSummary, ShareError> {
 /// Decrypts share files, checks that they belong together, and recombines the
 /// credential set.
 ///
-/// Rejects, naming the file: a file that does not decrypt with its identity or is not a
-/// share record, the same file given twice (by path, link or byte-identical copy), two
-/// shares with the same index or custodian, shares whose ceremony, fleet, credential
-/// set, threshold, count, commitment or share length differ from the first file's, fewer
-/// shares than the threshold, and a result that does not match the commitment. When more
-/// shares than the threshold are given and the result does not match, it looks for a
-/// consistent subset and names the shares outside it.
+/// Each of these errors names the offending file:
+/// - a file that does not decrypt with its identity, or is not a share record;
+/// - the same file given twice, by path, hard link or byte-identical copy;
+/// - two shares with the same index or custodian;
+/// - a ceremony, fleet, credential set, threshold, count, commitment or share length
+///   that differs from the first file's.
+///
+/// It also rejects fewer shares than the threshold, and a result that does not match the
+/// commitment. When more shares than the threshold were given, that error names the
+/// shares that lie outside a consistent subset.
 pub fn combine(inputs: &[ShareInput]) -> Result<Recovered, ShareError> {
     if inputs.is_empty() {
         return Err(ShareError::NotEnoughShares {
@@ -136,7 +139,8 @@ pub fn combine(inputs: &[ShareInput]) -> Result<Recovered, ShareError> {
         .iter()
         .map(to_blahaj_share)
         .collect::<Result<Vec<_>, _>>()?;
-    // Lengths and indexes were checked above, so recovery fails only on a bug.
+    // check_against_earlier rejected differing lengths and repeated indexes, and the
+    // count is at least the threshold, so blahaj has no reason left to fail.
     let secret = recover_secret(&shares, threshold).ok_or(ShareError::NotEnoughShares {
         given: opened.len(),
         threshold,
@@ -230,7 +234,7 @@ fn check_distinct_paths(inputs: &[ShareInput]) -> Result<(), ShareError> {
     Ok(())
 }
 
-/// What makes two paths the same file: device and inode on Unix, else the canonical path.
+/// Identity of a file on disk: device and inode on Unix, else the canonical path.
 #[derive(PartialEq, Eq)]
 enum FileIdentity {
     #[cfg(unix)]

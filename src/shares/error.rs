@@ -44,7 +44,7 @@ pub enum ShareError {
     InvalidCustodianName {
         /// The rejected name.
         name: String,
-        /// What is wrong with it.
+        /// Reason the name is rejected.
         reason: &'static str,
     },
     /// The ceremony id or fleet name is empty.
@@ -58,7 +58,7 @@ pub enum ShareError {
         "invalid recipient: {reason}\nhint: use an age X25519 recipient (age1...) or an SSH public key (ssh-ed25519 or ssh-rsa)"
     )]
     InvalidRecipient {
-        /// What is wrong with it; never contains the recipient text.
+        /// Reason, which never contains the recipient text.
         reason: String,
     },
     /// A custodian's recipient string is not a supported age recipient.
@@ -68,7 +68,7 @@ pub enum ShareError {
     CustodianRecipient {
         /// The custodian.
         custodian: String,
-        /// What is wrong with the recipient.
+        /// Reason the recipient is rejected.
         reason: String,
     },
     /// An identity file cannot be read or parsed.
@@ -76,7 +76,7 @@ pub enum ShareError {
     InvalidIdentityFile {
         /// The identity file.
         path: PathBuf,
-        /// What is wrong; never contains key material.
+        /// Reason, which never contains key material.
         reason: String,
     },
     /// A file could not be read.
@@ -90,13 +90,13 @@ pub enum ShareError {
     /// A credential set failed to serialise or parse.
     #[error("invalid credential set: {reason}")]
     InvalidCredentials {
-        /// What is wrong; never contains a PIN.
+        /// Reason, which never contains a PIN.
         reason: String,
     },
     /// A share plaintext record is malformed.
     #[error("invalid share record: {reason}")]
     InvalidRecord {
-        /// What is wrong; never contains share bytes.
+        /// Reason, which never contains share bytes.
         reason: String,
     },
     /// Encryption to a custodian's recipient failed.
@@ -132,7 +132,7 @@ pub enum ShareError {
     InvalidShareFile {
         /// The share file.
         path: PathBuf,
-        /// What is wrong.
+        /// Reason the plaintext is rejected.
         reason: String,
     },
     /// The same share file was given twice, by path or as a byte-identical copy.

@@ -70,9 +70,9 @@ pub fn parse_recipient(text: &str) -> Result<Box<dyn age::Recipient + Send>, Sha
 ///
 /// An age identity file may contain comment lines (`#`, also indented), blank lines,
 /// CRLF line endings, a UTF-8 byte order mark, whitespace around keys and no final
-/// newline. age's own `IdentityFile` (0.12) handles CRLF, unindented comments, blank
-/// lines and a missing final newline, but rejects the rest, and its line numbers would
-/// not match the file after clean-up; so lines are parsed here one by one.
+/// newline. age's own `IdentityFile` (0.12.1) handles CRLF, unindented comments, blank
+/// lines and a missing final newline, but rejects the other cases. Lines are therefore
+/// parsed here one by one, which also keeps error line numbers true to the file.
 ///
 /// Passphrase-protected SSH keys and age plugin identities are rejected.
 pub fn load_identities(path: &Path) -> Result<Vec<Box<dyn age::Identity>>, ShareError> {

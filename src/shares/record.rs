@@ -41,7 +41,7 @@ pub struct ShareRecord {
     pub fleet: String,
     /// Id of the shared credential set.
     pub credential_set: String,
-    /// Custodian who holds this share.
+    /// Custodian this share belongs to.
     pub custodian: String,
     /// Number of shares needed to recombine.
     pub threshold: u8,
@@ -77,11 +77,14 @@ impl ShareRecord {
 
     /// Parses a record and checks its structure.
     ///
-    /// Checks: known fields only, `format` is [`SHARE_FORMAT`], non-empty ceremony, fleet
-    /// and custodian, a credential set id of 32 lowercase hex digits,
-    /// `2 <= threshold <= count`, `1 <= index <= count`, share bytes that start with
-    /// `index` and hold at least one secret byte, and a commitment of 64 lowercase hex
-    /// digits. It cannot check that the share lies on the committed polynomial; only
+    /// Checks that:
+    /// - only known fields appear and `format` is [`SHARE_FORMAT`];
+    /// - ceremony, fleet and custodian are not empty;
+    /// - the credential set id is 32 and the commitment 64 lowercase hex digits;
+    /// - `2 <= threshold <= count` and `1 <= index <= count`;
+    /// - the share bytes start with `index` and contain at least one secret byte.
+    ///
+    /// It cannot check that the share lies on the committed polynomial, because only
     /// recombination shows that.
     pub fn from_json(bytes: &[u8]) -> Result<ShareRecord, ShareError> {
         let stored: StoredRecord =

@@ -12,7 +12,7 @@ use super::recipients::parse_recipient;
 use super::record::{ShareRecord, commitment};
 use super::shamir::{check_recombination, deal_shares};
 
-/// Longest custodian name in bytes, so that `<name>.age` fits a file name.
+/// Maximum custodian name length in bytes, so that `<name>.age` fits a file name.
 const MAX_CUSTODIAN_NAME_BYTES: usize = 200;
 
 /// The ceremony and fleet a split belongs to, recorded in every share.
