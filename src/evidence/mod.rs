@@ -1,1 +1,140 @@
-//! Placeholder.
+//! Rendering the published evidence of a ceremony: Markdown for the blog, one
+//! self-contained HTML page, and the same data as JSON.
+
+use handlebars::Handlebars;
+use serde_json::Value;
+
+/// Default Markdown template, kept in the repository's `templates/` folder.
+pub const MARKDOWN_TEMPLATE: &str = include_str!("../../templates/index.md.hbs");
+
+/// Default HTML template, kept in the repository's `templates/` folder.
+pub const HTML_TEMPLATE: &str = include_str!("../../templates/index.html.hbs");
+
+/// A template that failed to compile or render.
+#[derive(Debug, thiserror::Error)]
+pub enum EvidenceError {
+    /// The template has a syntax error.
+    #[error("invalid {format} template: {source}")]
+    Template {
+        /// "Markdown" or "HTML".
+        format: &'static str,
+        /// Parser error with line and column.
+        source: Box<handlebars::TemplateError>,
+    },
+    /// Rendering failed, for example because the template uses a field the data lacks.
+    #[error("cannot render the {format} evidence: {source}\nhint: every field a template uses must exist in evidence.json; fields are never left blank")]
+    Render {
+        /// "Markdown" or "HTML".
+        format: &'static str,
+        /// Renderer error naming the field.
+        source: Box<handlebars::RenderError>,
+    },
+    /// The evidence data could not be serialised.
+    #[error("cannot serialise the evidence data: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+/// The rendered evidence files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    /// `index.md`.
+    pub markdown: String,
+    /// `index.html`.
+    pub html: String,
+    /// `evidence.json`.
+    pub json: String,
+}
+
+/// Renders the evidence from `data` with the given templates.
+///
+/// Both templates render in strict mode, so a field that the data lacks is an error, not
+/// an empty cell. Text is HTML-escaped in HTML and Markdown-escaped in Markdown; triple
+/// braces in a template opt out, for values such as PEM blocks placed in code blocks.
+pub fn render(data: &Value, markdown: &str, html: &str) -> Result<Rendered, EvidenceError> {
+    let markdown = render_one(data, markdown, "Markdown", escape_markdown)?;
+    let html = render_one(data, html, "HTML", handlebars::html_escape)?;
+    let mut json = serde_json::to_string_pretty(data)?;
+    json.push('\n');
+    Ok(Rendered {
+        markdown,
+        html,
+        json,
+    })
+}
+
+fn render_one(
+    data: &Value,
+    template: &str,
+    format: &'static str,
+    escape: fn(&str) -> String,
+) -> Result<String, EvidenceError> {
+    let mut registry = Handlebars::new();
+    registry.set_strict_mode(true);
+    registry.register_escape_fn(escape);
+    registry
+        .register_template_string(format, template)
+        .map_err(|source| EvidenceError::Template {
+            format,
+            source: Box::new(source),
+        })?;
+    registry
+        .render(format, data)
+        .map_err(|source| EvidenceError::Render {
+            format,
+            source: Box::new(source),
+        })
+}
+
+/// Escapes text for an inline position in CommonMark, including a table cell.
+///
+/// Control characters, line breaks included, become spaces, so text cannot end a table
+/// row or start a block. The ASCII punctuation that opens inline syntax (emphasis, code,
+/// links, images, raw HTML, entities, strikethrough, table pipes) gets a backslash.
+pub fn escape_markdown(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\\' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '|' | '~' | '&' | '!' | '#' => {
+                escaped.push('\\');
+                escaped.push(c);
+            }
+            c if c.is_control() => escaped.push(' '),
+            c => escaped.push(c),
+        }
+    }
+    escaped
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn markdown_escape_keeps_table_rows_intact() {
+        let escaped = escape_markdown("a | b\n| c <script>");
+        assert_eq!(escaped, r"a \| b \| c \<script\>");
+    }
+
+    #[test]
+    fn markdown_escape_neutralises_links_and_images() {
+        let escaped = escape_markdown("![x](https://example.org/t.png) [y](z)");
+        assert!(escaped.starts_with(r"\!\[x\]("), "{escaped}");
+        assert!(escaped.ends_with(r"\[y\](z)"), "{escaped}");
+    }
+
+    #[test]
+    fn strict_mode_rejects_missing_field() {
+        let error = render(&json!({"a": 1}), "{{a}} {{missing}}", "").expect_err("missing");
+        assert!(error.to_string().contains("missing"), "{error}");
+    }
+
+    #[test]
+    fn html_escapes_and_markdown_keeps_base64() {
+        let data = json!({"s": "<b>x</b>", "b": "ab+/cd=="});
+        let rendered = render(&data, "{{s}} {{{b}}}", "{{s}} {{b}}").expect("renders");
+        assert!(rendered.html.contains("&lt;b&gt;"));
+        assert!(rendered.markdown.contains("ab+/cd=="));
+        assert!(rendered.markdown.contains(r"\<b\>"));
+    }
+}
