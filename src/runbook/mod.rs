@@ -1,1 +1,393 @@
-//! Placeholder.
+//! The ceremony runbook: a YAML file parsed strictly and validated into typed settings.
+//!
+//! The runbook (format version 1, kind `deployment`) names the fleet, the fleet key, the
+//! member HSM tokens, the custodians who receive PIN shares, the auditor and operator keys
+//! and the output folders. [`load`] reads and validates it before any HSM is touched:
+//! duplicate keys, unknown fields, YAML 1.1 booleans and unquoted values that YAML would
+//! read as numbers, booleans or null are errors with file, line and column.
+
+mod error;
+mod keys;
+mod plan;
+mod raw;
+mod validate;
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+pub use error::RunbookError;
+pub use plan::Problem;
+
+/// PKCS#11 module used when neither a member nor `defaults.module` names one: SoftHSM 2 as
+/// installed by the Debian and Ubuntu `softhsm2` package.
+pub const DEFAULT_MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
+
+/// Largest runbook file accepted; larger files are rejected before parsing.
+pub const MAX_RUNBOOK_BYTES: u64 = 1024 * 1024;
+
+/// The runbook format version this code reads.
+pub const RUNBOOK_VERSION: u64 = 1;
+
+/// The only runbook kind so far: deploying a new fleet key.
+pub const RUNBOOK_KIND: &str = "deployment";
+
+/// File name of the fleet-key document inside the work folder.
+pub const FLEET_KEY_FILE: &str = "fleet-key.json";
+
+/// File name of the auditor's signing request inside the work folder.
+pub const SIGNING_REQUEST_FILE: &str = "signing-request.json";
+
+/// File name of the ceremony transcript inside the work folder.
+pub const TRANSCRIPT_FILE: &str = "transcript.jsonl";
+
+/// A validated runbook with resolved paths and typed values.
+#[derive(Debug, Clone)]
+pub struct Runbook {
+    /// The runbook file as given to [`load`] or [`parse`].
+    pub path: PathBuf,
+    /// Folder against which relative paths in the runbook were resolved.
+    pub base_dir: PathBuf,
+    /// Fleet identity.
+    pub fleet: Fleet,
+    /// The key to generate on the origin member and copy to the others.
+    pub fleet_key: FleetKeySpec,
+    /// Member HSMs; the first is the origin. Never empty.
+    pub members: Vec<Member>,
+    /// Custodians who receive shares of the generated PINs.
+    pub custodians: Custodians,
+    /// The auditor who signs the fleet-key document.
+    pub auditor: Party,
+    /// The operator who counter-signs the auditor's signature.
+    pub operator: Operator,
+    /// Output folders.
+    pub outputs: Outputs,
+    sha256: String,
+}
+
+/// Fleet identity as recorded in the evidence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fleet {
+    /// Fleet id, `[a-z0-9-]`, 1 to 64 characters; also used as a folder name.
+    pub id: String,
+    /// Auditor namespace under which the fleet key is published.
+    pub namespace: String,
+    /// Epoch, 1 or more.
+    pub epoch: u64,
+}
+
+/// Algorithm of the fleet key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyAlgorithm {
+    /// ECDSA on NIST P-256.
+    EcdsaP256,
+    /// Ed25519.
+    Ed25519,
+}
+
+impl KeyAlgorithm {
+    /// The runbook and document spelling: `ecdsa-p256` or `ed25519`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::EcdsaP256 => "ecdsa-p256",
+            Self::Ed25519 => "ed25519",
+        }
+    }
+}
+
+impl std::fmt::Display for KeyAlgorithm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The fleet key to generate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FleetKeySpec {
+    /// Key algorithm.
+    pub algorithm: KeyAlgorithm,
+    /// CKA_LABEL of the key objects, 1 to 64 bytes.
+    pub label: String,
+}
+
+/// How a PKCS#11 token is found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenRef {
+    /// By token label (at most 32 bytes).
+    Label(String),
+    /// By token serial number (at most 16 characters).
+    Serial(String),
+}
+
+impl std::fmt::Display for TokenRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Label(label) => write!(f, "token label \"{label}\""),
+            Self::Serial(serial) => write!(f, "token serial \"{serial}\""),
+        }
+    }
+}
+
+/// One member HSM of the fleet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    /// Member name, unique, `[a-z0-9-]`.
+    pub name: String,
+    /// Where the HSM is, free text.
+    pub site: String,
+    /// PKCS#11 module, resolved against the runbook's folder.
+    pub module: PathBuf,
+    /// The token in that module.
+    pub token: TokenRef,
+    /// Whether the tool initialises the token with generated PINs.
+    pub initialise: bool,
+    /// Whether initialising may erase a token that already exists.
+    pub erase_existing: bool,
+    /// Whether this member generates the fleet key (the first member).
+    pub origin: bool,
+}
+
+/// The custodians and the number of them needed to recover the PINs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Custodians {
+    /// Shares needed to recover, 2 or more and at most the number of custodians.
+    pub threshold: u8,
+    /// The custodians, at most 255, in runbook order.
+    pub people: Vec<Custodian>,
+}
+
+/// One custodian.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Custodian {
+    /// Name, unique, `[a-z0-9-]`; used for the share file name.
+    pub name: String,
+    /// The age recipient that the custodian's share is encrypted to.
+    pub recipient: Recipient,
+}
+
+/// An age recipient, checked to parse.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recipient {
+    /// The recipient as written (`age1...`, `ssh-ed25519 ...` or `ssh-rsa ...`).
+    pub text: String,
+    /// Which kind of recipient it is.
+    pub kind: RecipientKind,
+    /// Where it was read.
+    pub source: RecipientSource,
+}
+
+/// Kinds of age recipient accepted for custodians.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecipientKind {
+    /// Native age X25519 recipient (`age1...`).
+    X25519,
+    /// SSH Ed25519 public key.
+    SshEd25519,
+    /// SSH RSA public key (2048 bits or more).
+    SshRsa,
+}
+
+impl RecipientKind {
+    /// A short human-readable name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::X25519 => "age X25519",
+            Self::SshEd25519 => "SSH Ed25519",
+            Self::SshRsa => "SSH RSA",
+        }
+    }
+}
+
+/// Where a custodian recipient was read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecipientSource {
+    /// Inline in the runbook, at this line.
+    Runbook {
+        /// 1-based line in the runbook.
+        line: u64,
+    },
+    /// From a recipients file, at this line.
+    File {
+        /// The file, resolved against the runbook's folder.
+        path: PathBuf,
+        /// 1-based line in that file.
+        line: u64,
+    },
+}
+
+impl std::fmt::Display for RecipientSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Runbook { line } => write!(f, "runbook line {line}"),
+            Self::File { path, line } => write!(f, "{}:{line}", path.display()),
+        }
+    }
+}
+
+/// Where an Ed25519 public key was read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PublicKeySource {
+    /// Inline PEM in the runbook, at this line.
+    Runbook {
+        /// 1-based line of the `public_key` value.
+        line: u64,
+    },
+    /// A PEM file, resolved against the runbook's folder.
+    File(PathBuf),
+}
+
+/// The auditor: a name and an Ed25519 public key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Party {
+    /// Display name.
+    pub name: String,
+    /// Ed25519 public key.
+    pub public_key: ed25519_dalek::VerifyingKey,
+    /// Where the key was read.
+    pub public_key_source: PublicKeySource,
+}
+
+/// The operator: a name, an Ed25519 public key and how to reach the private key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Operator {
+    /// Display name.
+    pub name: String,
+    /// Ed25519 public key.
+    pub public_key: ed25519_dalek::VerifyingKey,
+    /// Where the key was read.
+    pub public_key_source: PublicKeySource,
+    /// Where the matching private key is.
+    pub signer: Signer,
+}
+
+/// Where the operator's private signing key is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Signer {
+    /// An Ed25519 key in a PKCS#11 token.
+    Pkcs11 {
+        /// PKCS#11 module.
+        module: PathBuf,
+        /// The token holding the key.
+        token: TokenRef,
+        /// CKA_LABEL of the private key.
+        key_label: String,
+    },
+    /// A PKCS#8 PEM key file, resolved against the runbook's folder.
+    KeyFile(PathBuf),
+}
+
+/// Output folders, resolved against the runbook's folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outputs {
+    /// Folder for the fleet-key document, signing request and transcript.
+    pub work_dir: PathBuf,
+    /// Folder for the custodians' share files.
+    pub shares_dir: PathBuf,
+    /// Parent folder of the evidence folder.
+    pub evidence_dir: PathBuf,
+}
+
+impl Outputs {
+    /// Path of the fleet-key document.
+    pub fn fleet_key_document(&self) -> PathBuf {
+        self.work_dir.join(FLEET_KEY_FILE)
+    }
+
+    /// Path of the auditor's signing request.
+    pub fn signing_request(&self) -> PathBuf {
+        self.work_dir.join(SIGNING_REQUEST_FILE)
+    }
+
+    /// Path of the transcript.
+    pub fn transcript(&self) -> PathBuf {
+        self.work_dir.join(TRANSCRIPT_FILE)
+    }
+
+    /// Path of one custodian's share file, `<shares_dir>/<custodian>.age`.
+    pub fn share_file(&self, custodian: &str) -> PathBuf {
+        self.shares_dir.join(format!("{custodian}.age"))
+    }
+
+    /// The evidence folder of a fleet, `<evidence_dir>/<fleet id>`.
+    pub fn fleet_evidence_dir(&self, fleet_id: &str) -> PathBuf {
+        self.evidence_dir.join(fleet_id)
+    }
+}
+
+impl Runbook {
+    /// Lowercase hex SHA-256 of the runbook file's bytes.
+    pub fn sha256(&self) -> &str {
+        &self.sha256
+    }
+
+    /// The origin member, which generates the fleet key.
+    pub fn origin(&self) -> &Member {
+        self.members
+            .first()
+            .expect("validation rejects a runbook without members")
+    }
+}
+
+/// Reads and validates a runbook file.
+///
+/// Files larger than [`MAX_RUNBOOK_BYTES`] are rejected before they are read in full.
+/// Recipient and public-key files that the runbook names are read too; PKCS#11 modules
+/// and outputs are not checked here (see [`Runbook::check_files`]).
+pub fn load(path: &Path) -> Result<Runbook, RunbookError> {
+    let bytes = read_limited(path)?;
+    parse_bytes(&bytes, path)
+}
+
+/// Validates runbook text; `path` names it in messages and its folder is the base for
+/// relative paths.
+pub fn parse(text: &str, path: &Path) -> Result<Runbook, RunbookError> {
+    parse_bytes(text.as_bytes(), path)
+}
+
+fn read_limited(path: &Path) -> Result<Vec<u8>, RunbookError> {
+    let read_error = |source| RunbookError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(read_error)?;
+    let metadata = file.metadata().map_err(read_error)?;
+    if !metadata.is_file() {
+        let source = std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file");
+        return Err(read_error(source));
+    }
+    if metadata.len() > MAX_RUNBOOK_BYTES {
+        return Err(RunbookError::TooLarge {
+            path: path.to_path_buf(),
+            size: metadata.len(),
+        });
+    }
+
+    // The file may grow between the size check and the read, so the read is bounded too.
+    let mut bytes = Vec::new();
+    file.take(MAX_RUNBOOK_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(read_error)?;
+    Ok(bytes)
+}
+
+fn parse_bytes(bytes: &[u8], path: &Path) -> Result<Runbook, RunbookError> {
+    let size = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
+    if size > MAX_RUNBOOK_BYTES {
+        return Err(RunbookError::TooLarge {
+            path: path.to_path_buf(),
+            size,
+        });
+    }
+    let text = validate::utf8_text(bytes, path)?;
+    validate::reject_tabs(text, path)?;
+
+    let raw: raw::RawRunbook = serde_saphyr::from_str_with_options(text, validate::yaml_options())
+        .map_err(|error| error::from_yaml(path, &error))?;
+    let base_dir = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let sha256 = hex::encode(Sha256::digest(bytes));
+    validate::runbook(raw, path, &base_dir, sha256)
+}
