@@ -18,7 +18,10 @@ struct Vector {
 }
 
 fn load_vectors() -> Vec<Vector> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/plexi/test-vectors.json");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/plexi/test-vectors.json"
+    );
     serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
 }
 
@@ -38,7 +41,10 @@ fn statement(vector: &Vector) -> Statement {
 
 #[test]
 fn vectors_cover_both_ciphersuites() {
-    let suites: Vec<u16> = load_vectors().iter().map(|vector| vector.ciphersuite).collect();
+    let suites: Vec<u16> = load_vectors()
+        .iter()
+        .map(|vector| vector.ciphersuite)
+        .collect();
     assert!(suites.contains(&1), "{suites:?}");
     assert!(suites.contains(&2), "{suites:?}");
 }
@@ -47,7 +53,10 @@ fn vectors_cover_both_ciphersuites() {
 fn signatures_match_byte_for_byte() {
     for vector in load_vectors() {
         let key = SigningKey::from_bytes(&decode(&vector.signing_key));
-        assert_eq!(hex::encode(key.verifying_key().as_bytes()), vector.verifying_key);
+        assert_eq!(
+            hex::encode(key.verifying_key().as_bytes()),
+            vector.verifying_key
+        );
 
         let signature = statement(&vector).sign(&key);
         assert_eq!(

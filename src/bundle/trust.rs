@@ -5,7 +5,7 @@ use std::path::Path;
 
 use ed25519_dalek::VerifyingKey;
 use serde::Deserialize;
-use serde_saphyr::DuplicateKeyPolicy;
+use serde_saphyr::{DuplicateKeyPolicy, MessageFormatter as _, UserMessageFormatter};
 
 use super::keys::{KeyError, ed25519_fingerprint, ed25519_from_spki_pem};
 
@@ -165,9 +165,19 @@ fn parse_yaml(text: &str, source_name: &str) -> Result<TrustFile, TrustError> {
         TrustError::Yaml {
             source_name: source_name.to_string(),
             position,
-            message: error.without_snippet().to_string(),
+            message: yaml_message(&error),
         }
     })
+}
+
+/// Returns the parser's message for end users, without its location suffix (the error
+/// carries the position separately) and with control characters replaced.
+fn yaml_message(error: &serde_saphyr::Error) -> String {
+    let message = UserMessageFormatter.format_message(error.without_snippet());
+    message
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
 }
 
 fn trusted_key(
