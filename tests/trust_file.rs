@@ -65,7 +65,10 @@ fn duplicate_nested_key_rejected() {
     );
     let error = parse_error(&text).to_string();
     assert!(error.contains("duplicate mapping key `name`"), "{error}");
-    assert!(error.starts_with(&format!("trust file {SOURCE}:10:3: ")), "{error}");
+    assert!(
+        error.starts_with(&format!("trust file {SOURCE}:10:3: ")),
+        "{error}"
+    );
 }
 
 #[test]
@@ -79,7 +82,10 @@ fn duplicate_party_rejected() {
 fn unknown_field_rejected() {
     let text = valid_text().replace("version: 1\n", "version: 1\nexpires: 2030-01-01\n");
     let error = parse_error(&text).to_string();
-    assert!(error.starts_with(&format!("trust file {SOURCE}:2:1: ")), "{error}");
+    assert!(
+        error.starts_with(&format!("trust file {SOURCE}:2:1: ")),
+        "{error}"
+    );
     assert!(error.contains("unknown field `expires`"), "{error}");
 }
 
@@ -90,7 +96,10 @@ fn unknown_party_field_rejected() {
         "  name: Example Audit Ltd\n  nmae: typo\n",
     );
     let error = parse_error(&text).to_string();
-    assert!(error.starts_with(&format!("trust file {SOURCE}:4:3: ")), "{error}");
+    assert!(
+        error.starts_with(&format!("trust file {SOURCE}:4:3: ")),
+        "{error}"
+    );
     assert!(error.contains("unknown field `nmae`"), "{error}");
 }
 
@@ -99,7 +108,10 @@ fn missing_field_rejected() {
     let text = valid_text().replace("version: 1\n", "");
     let error = parse_error(&text);
     assert!(matches!(error, TrustError::Yaml { .. }), "{error}");
-    assert!(error.to_string().contains("missing field `version`"), "{error}");
+    assert!(
+        error.to_string().contains("missing field `version`"),
+        "{error}"
+    );
 }
 
 #[test]
@@ -108,7 +120,12 @@ fn other_version_rejected() {
         let text = valid_text().replace("version: 1", &format!("version: {version}"));
         let error = parse_error(&text);
         assert!(matches!(error, TrustError::Version { .. }), "{error}");
-        assert!(error.to_string().contains(&format!("has version {version}")), "{error}");
+        assert!(
+            error
+                .to_string()
+                .contains(&format!("has version {version}")),
+            "{error}"
+        );
     }
 }
 
@@ -117,7 +134,12 @@ fn version_as_string_rejected() {
     let text = valid_text().replace("version: 1", "version: one");
     let error = parse_error(&text);
     assert!(matches!(error, TrustError::Yaml { .. }), "{error}");
-    assert!(error.to_string().starts_with(&format!("trust file {SOURCE}:1:")), "{error}");
+    assert!(
+        error
+            .to_string()
+            .starts_with(&format!("trust file {SOURCE}:1:")),
+        "{error}"
+    );
 }
 
 #[test]
@@ -130,7 +152,16 @@ fn invalid_yaml_rejected() {
 fn empty_name_rejected() {
     let text = valid_text().replace("name: Example Audit Ltd", "name: \"  \"");
     let error = parse_error(&text);
-    assert!(matches!(error, TrustError::EmptyName { role: "auditor", .. }), "{error}");
+    assert!(
+        matches!(
+            error,
+            TrustError::EmptyName {
+                role: "auditor",
+                ..
+            }
+        ),
+        "{error}"
+    );
 }
 
 #[test]
@@ -138,13 +169,25 @@ fn non_ed25519_key_rejected_with_oid() {
     let p256 = common::random_p256_pem();
     let indented: String = p256.lines().map(|line| format!("    {line}\n")).collect();
     let operator = ed25519_spki_pem(&random_signing_key().verifying_key());
-    let operator: String = operator.lines().map(|line| format!("    {line}\n")).collect();
+    let operator: String = operator
+        .lines()
+        .map(|line| format!("    {line}\n"))
+        .collect();
     let text = format!(
         "version: 1\nauditor:\n  name: A\n  public_key: |\n{indented}operator:\n  name: B\n  public_key: |\n{operator}"
     );
 
     let error = parse_error(&text);
-    assert!(matches!(error, TrustError::Key { role: "auditor", .. }), "{error}");
+    assert!(
+        matches!(
+            error,
+            TrustError::Key {
+                role: "auditor",
+                ..
+            }
+        ),
+        "{error}"
+    );
     assert!(error.to_string().contains("1.2.840.10045.2.1"), "{error}");
 }
 
@@ -152,7 +195,16 @@ fn non_ed25519_key_rejected_with_oid() {
 fn corrupt_key_rejected() {
     let text = valid_text().replacen("MCowBQYDK2VwAyEA", "MCowBQYDK2VwAyE", 1);
     let error = parse_error(&text);
-    assert!(matches!(error, TrustError::Key { role: "auditor", .. }), "{error}");
+    assert!(
+        matches!(
+            error,
+            TrustError::Key {
+                role: "auditor",
+                ..
+            }
+        ),
+        "{error}"
+    );
 }
 
 #[test]
@@ -160,5 +212,8 @@ fn same_key_for_both_parties_rejected() {
     let key = random_signing_key().verifying_key();
     let error = parse_error(&trust_yaml(&key, &key));
     assert!(matches!(error, TrustError::SameKey { .. }), "{error}");
-    assert!(error.to_string().contains(&ed25519_fingerprint(&key)), "{error}");
+    assert!(
+        error.to_string().contains(&ed25519_fingerprint(&key)),
+        "{error}"
+    );
 }
