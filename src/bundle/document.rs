@@ -35,7 +35,7 @@ pub enum DocumentError {
     Key {
         /// Label of the key entry.
         label: String,
-        /// Why the key was rejected.
+        /// The reason the key was rejected.
         source: KeyError,
     },
     /// A key's `algorithm` field differs from the algorithm of its SPKI.
@@ -114,7 +114,7 @@ pub struct KeyEntry {
 pub struct MemberEntry {
     /// Member name from the runbook.
     pub name: String,
-    /// Site where the HSM stands.
+    /// Site of the HSM.
     pub site: String,
     /// PKCS#11 token label.
     pub token_label: String,
@@ -237,11 +237,11 @@ pub(crate) mod utc_time {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
 
     /// Returns a complete document with one member and one key.
-    pub(crate) fn sample_document() -> FleetKeyDocument {
+    fn sample_document() -> FleetKeyDocument {
         let mut key_attributes = BTreeMap::new();
         key_attributes.insert(
             "CKA_EXTRACTABLE".to_string(),

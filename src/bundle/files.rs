@@ -49,7 +49,7 @@ pub enum FilesError {
     Field {
         /// The field, such as `auditor.digest`.
         field: &'static str,
-        /// What is wrong with it.
+        /// The reason the field is invalid.
         reason: String,
     },
     /// The fleet-key document is invalid.

@@ -33,7 +33,7 @@ pub enum KeyError {
         "public key is not valid PEM: {reason}\nhint: expected a \"-----BEGIN PUBLIC KEY-----\" block"
     )]
     Pem {
-        /// What the PEM or DER decoder reported.
+        /// The PEM or DER decoder's message.
         reason: String,
     },
     /// The PEM label is not `PUBLIC KEY`.
@@ -47,7 +47,7 @@ pub enum KeyError {
     /// The DER is not a SubjectPublicKeyInfo.
     #[error("public key is not a valid SubjectPublicKeyInfo: {reason}")]
     Spki {
-        /// What the DER decoder reported.
+        /// The DER decoder's message.
         reason: String,
     },
     /// The key algorithm is not the one expected here.
@@ -63,7 +63,7 @@ pub enum KeyError {
     InvalidKey {
         /// The algorithm of the key.
         algorithm: &'static str,
-        /// Why the key value was rejected.
+        /// The reason the key value was rejected.
         reason: String,
     },
     /// The private key file could not be read.
@@ -81,7 +81,7 @@ pub enum KeyError {
     KeyFileInvalid {
         /// The key file.
         path: PathBuf,
-        /// What the PKCS#8 decoder reported (never key material).
+        /// The PKCS#8 decoder's message, which contains no key material.
         reason: String,
     },
 }

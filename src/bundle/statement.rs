@@ -12,7 +12,7 @@ pub const DIGEST_LEN: usize = 32;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StatementError {
-    /// The ciphersuite number is not one this tool knows.
+    /// The ciphersuite number is not 0x0001 or 0x0002.
     #[error(
         "unknown ciphersuite {value:#06x}; known ciphersuites are 0x0001 (protobuf) and 0x0002 (bincode)"
     )]
@@ -87,7 +87,7 @@ impl fmt::Display for Ciphersuite {
     }
 }
 
-/// What an auditor signs: a digest bound to a namespace, an epoch and a time.
+/// An auditor statement: a document digest bound to a namespace, an epoch and a time.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Statement {
     /// Encoding of the signed bytes.

@@ -31,7 +31,7 @@ pub enum TrustError {
         source_name: String,
         /// `:line:column` where the parser reports one, else empty.
         position: String,
-        /// What the YAML parser reported.
+        /// The YAML parser's message.
         message: String,
     },
     /// The `version` field is not [`TRUST_FILE_VERSION`].
@@ -59,7 +59,7 @@ pub enum TrustError {
         source_name: String,
         /// `auditor` or `operator`.
         role: &'static str,
-        /// Why the key was rejected.
+        /// The reason the key was rejected.
         source: KeyError,
     },
     /// Auditor and operator have the same key, so one party could make both signatures.

@@ -38,7 +38,7 @@ pub struct Check {
     pub name: &'static str,
     /// Whether the check passed.
     pub passed: bool,
-    /// What was checked, or why it failed.
+    /// The value checked, or the reason the check failed.
     pub detail: String,
 }
 
@@ -98,7 +98,11 @@ impl fmt::Display for Report {
 /// Verifies the bundle at `path`, a directory holding `bundle.json` or the bundle file
 /// itself, against the pinned keys in `trust`.
 ///
-/// See [`verify_bundle_bytes`] for the checks and what is not checked.
+/// A missing or unreadable file fails the bundle format check. See
+/// [`verify_bundle_bytes`] for the checks.
+///
+/// NOTE: this does not check HSM attestation of the fleet keys, nor inclusion of the
+/// statement in any audit or transparency log.
 pub fn verify_path(path: &Path, trust: &Trust) -> Report {
     let file = if path.is_dir() {
         path.join(BUNDLE_FILE_NAME)
@@ -121,20 +125,25 @@ pub fn verify_path(path: &Path, trust: &Trust) -> Report {
 
 /// Verifies bundle bytes against the pinned keys in `trust`.
 ///
-/// Checks, in order: the pinned keys (reported by fingerprint); the bundle parses; the
-/// SHA-256 of the document bytes equals the statement digest; the document's format,
-/// namespace and epoch equal the statement's, and every fleet key's SPKI parses and
-/// matches its listed algorithm and fingerprint; the auditor key id is the pinned auditor
-/// fingerprint; the auditor signature over the statement verifies strictly; the operator
-/// key id is the pinned operator fingerprint; the operator counter-signature verifies
-/// strictly. The report stops at the first failed check.
+/// Checks, in order:
+/// 1. pinned keys: reports both fingerprints from `trust`;
+/// 2. bundle format: the bundle parses, with valid base64, hex and ciphersuite fields;
+/// 3. document digest: SHA-256 of the document bytes equals the statement digest;
+/// 4. document fields: format, namespace and epoch equal the statement's, and every
+///    fleet key's SPKI parses and matches its listed algorithm and fingerprint;
+/// 5. auditor key id: equals the pinned auditor fingerprint;
+/// 6. auditor signature: verifies over the statement (strict Ed25519);
+/// 7. operator key id: equals the pinned operator fingerprint;
+/// 8. operator counter-signature: verifies over the auditor signature (strict Ed25519).
+///
+/// The report stops at the first failed check.
 ///
 /// NOTE: this does not check HSM attestation of the fleet keys, nor that the statement is
 /// included in any transparency or audit log. It does not compare the statement timestamp
 /// with any clock, nor the document's transcript and runbook digests with those files.
 pub fn verify_bundle_bytes(bytes: &[u8], trust: &Trust) -> Report {
     let mut report = pinned_keys_report(trust);
-    // The checks stop at the first failure; the report then holds the failed check.
+    // The checks stop at the first failure, so the last check in the report is the failed one.
     let _ = run_checks(bytes, trust, &mut report);
     report
 }
