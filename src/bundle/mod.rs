@@ -9,10 +9,16 @@ pub mod statement;
 pub mod trust;
 pub mod verify;
 
-pub use countersign::{countersign_with_key, countersigned_message, verify_countersignature};
-pub use document::{CustodianSummary, FleetKeyDocument, KeyEntry, MemberEntry, document_digest};
-pub use files::{AuditorSignature, Bundle, OperatorSignature, SigningRequest, sign_request};
-pub use keys::{FleetKeyAlgorithm, FleetPublicKey, fingerprint};
-pub use statement::{Ciphersuite, Statement};
-pub use trust::{Trust, TrustedKey};
+pub use countersign::{
+    CountersignError, countersign_with_key, countersigned_message, verify_countersignature,
+};
+pub use document::{
+    CustodianSummary, DocumentError, FleetKeyDocument, KeyEntry, MemberEntry, document_digest,
+};
+pub use files::{
+    AuditorSignature, Bundle, FilesError, OperatorSignature, SigningRequest, sign_request,
+};
+pub use keys::{FleetKeyAlgorithm, FleetPublicKey, KeyError, fingerprint};
+pub use statement::{Ciphersuite, Statement, StatementError};
+pub use trust::{Trust, TrustError, TrustedKey};
 pub use verify::{Check, Report, verify_bundle_bytes, verify_path};
