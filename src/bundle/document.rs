@@ -1,0 +1,343 @@
+//! The fleet-key document (`fleet-key.json`) that the auditor signs, and its digest.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::keys::{FleetPublicKey, KeyError, fleet_key_from_spki_pem};
+
+/// Value of the `format` field of a fleet-key document.
+pub const DOCUMENT_FORMAT: &str = "fleet-ceremony-document-v1";
+
+/// A fleet-key document that cannot be read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DocumentError {
+    /// The bytes are not a fleet-key document in JSON.
+    #[error("fleet-key document is not valid: {source}")]
+    Json {
+        /// The JSON error, with line and column.
+        source: serde_json::Error,
+    },
+    /// The `format` field names another format.
+    #[error("fleet-key document has format \"{found}\"; expected \"{DOCUMENT_FORMAT}\"")]
+    Format {
+        /// The format that was found.
+        found: String,
+    },
+    /// The document lists no keys.
+    #[error("fleet-key document lists no keys")]
+    NoKeys,
+    /// A key's SPKI PEM is not a valid fleet key.
+    #[error("fleet key \"{label}\" in the document: {source}")]
+    Key {
+        /// Label of the key entry.
+        label: String,
+        /// The reason the key was rejected.
+        source: KeyError,
+    },
+    /// A key's `algorithm` field differs from the algorithm of its SPKI.
+    #[error("fleet key \"{label}\" is listed as \"{listed}\" but its SPKI holds an {found} key")]
+    KeyAlgorithm {
+        /// Label of the key entry.
+        label: String,
+        /// The `algorithm` field.
+        listed: String,
+        /// The algorithm of the SPKI.
+        found: &'static str,
+    },
+    /// A key's `fingerprint` field differs from the SHA-256 of its SPKI DER.
+    #[error(
+        "fleet key \"{label}\" is listed with fingerprint {listed} but its SPKI has fingerprint {computed}"
+    )]
+    KeyFingerprint {
+        /// Label of the key entry.
+        label: String,
+        /// The `fingerprint` field.
+        listed: String,
+        /// Hex SHA-256 of the SPKI DER.
+        computed: String,
+    },
+}
+
+/// The fleet-key document: which fleet keys the ceremony made, on which HSMs, with which
+/// custodians.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FleetKeyDocument {
+    /// Always [`DOCUMENT_FORMAT`].
+    pub format: String,
+    /// Identifier of the fleet.
+    pub fleet_id: String,
+    /// Namespace that the auditor statement binds.
+    pub namespace: String,
+    /// Key epoch of the fleet.
+    pub epoch: u64,
+    /// Time the document was made (RFC 3339, UTC).
+    #[serde(with = "utc_time")]
+    pub created_at: DateTime<Utc>,
+    /// The fleet public keys.
+    pub keys: Vec<KeyEntry>,
+    /// The HSMs holding the fleet keys.
+    pub members: Vec<MemberEntry>,
+    /// The custodians of the backup shares.
+    pub custodians: CustodianSummary,
+    /// Hex SHA-256 of the ceremony transcript file.
+    pub transcript_sha256: String,
+    /// Hex SHA-256 of the runbook file.
+    pub runbook_sha256: String,
+    /// Tool name and version, as `fleet-ceremony X.Y.Z`.
+    pub tool: String,
+}
+
+/// One fleet public key in the document.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyEntry {
+    /// Role of the key; `fleet` for fleet keys.
+    pub role: String,
+    /// Key label on the HSMs.
+    pub label: String,
+    /// Key algorithm: `ecdsa-p256` or `ed25519`.
+    pub algorithm: String,
+    /// SubjectPublicKeyInfo PEM.
+    pub spki_pem: String,
+    /// Hex SHA-256 of the SubjectPublicKeyInfo DER.
+    pub fingerprint: String,
+}
+
+/// One HSM of the fleet.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemberEntry {
+    /// Member name from the runbook.
+    pub name: String,
+    /// Site of the HSM.
+    pub site: String,
+    /// PKCS#11 token label.
+    pub token_label: String,
+    /// PKCS#11 token serial number.
+    pub token_serial: String,
+    /// PKCS#11 token model.
+    pub model: String,
+    /// PKCS#11 token manufacturer.
+    pub manufacturer: String,
+    /// Whether the vendor attested the key (false for SoftHSM).
+    pub attested: bool,
+    /// Key attributes as read from the HSM: attribute name to bool or string.
+    pub key_attributes: BTreeMap<String, serde_json::Value>,
+    /// Whether the key was generated on this HSM (rather than imported from a backup).
+    pub origin: bool,
+}
+
+/// The custodians who hold backup shares.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustodianSummary {
+    /// Number of shares needed to recover.
+    pub threshold: u8,
+    /// Custodian names, one share each.
+    pub names: Vec<String>,
+}
+
+/// Returns SHA-256 over the document bytes exactly as stored. Readers never re-serialise
+/// before hashing.
+pub fn document_digest(bytes: &[u8]) -> [u8; 32] {
+    Sha256::digest(bytes).into()
+}
+
+impl FleetKeyDocument {
+    /// Serialises the document as pretty JSON with 2-space indent and a final newline.
+    pub fn to_json_bytes(&self) -> Vec<u8> {
+        let mut bytes =
+            serde_json::to_vec_pretty(self).expect("a document with string map keys serialises");
+        bytes.push(b'\n');
+        bytes
+    }
+
+    /// Parses a document and checks its `format` field.
+    pub fn from_json_bytes(bytes: &[u8]) -> Result<Self, DocumentError> {
+        let document: FleetKeyDocument =
+            serde_json::from_slice(bytes).map_err(|source| DocumentError::Json { source })?;
+        if document.format != DOCUMENT_FORMAT {
+            return Err(DocumentError::Format {
+                found: document.format,
+            });
+        }
+        Ok(document)
+    }
+
+    /// Parses every listed key and checks that its algorithm and fingerprint match the
+    /// entry. Returns the keys in document order.
+    pub fn check_keys(&self) -> Result<Vec<FleetPublicKey>, DocumentError> {
+        if self.keys.is_empty() {
+            return Err(DocumentError::NoKeys);
+        }
+        self.keys.iter().map(KeyEntry::check).collect()
+    }
+}
+
+impl KeyEntry {
+    /// Parses the SPKI PEM and checks it against the `algorithm` and `fingerprint` fields.
+    pub fn check(&self) -> Result<FleetPublicKey, DocumentError> {
+        let key = fleet_key_from_spki_pem(&self.spki_pem).map_err(|source| DocumentError::Key {
+            label: self.label.clone(),
+            source,
+        })?;
+
+        if key.algorithm.name() != self.algorithm {
+            return Err(DocumentError::KeyAlgorithm {
+                label: self.label.clone(),
+                listed: self.algorithm.clone(),
+                found: key.algorithm.name(),
+            });
+        }
+
+        let computed = key.fingerprint();
+        if computed != self.fingerprint {
+            return Err(DocumentError::KeyFingerprint {
+                label: self.label.clone(),
+                listed: self.fingerprint.clone(),
+                computed,
+            });
+        }
+        Ok(key)
+    }
+}
+
+/// Serde for RFC 3339 timestamps that must be in UTC with a `Z` suffix.
+pub(crate) mod utc_time {
+    use chrono::{DateTime, SecondsFormat, Utc};
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    /// Writes `time` as RFC 3339 with `Z` and only as many fraction digits as needed.
+    pub(crate) fn serialize<S: Serializer>(
+        time: &DateTime<Utc>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&time.to_rfc3339_opts(SecondsFormat::AutoSi, true))
+    }
+
+    /// Reads an RFC 3339 timestamp and rejects any offset other than `Z`.
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<DateTime<Utc>, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        if !text.ends_with('Z') {
+            return Err(D::Error::custom(format!(
+                "timestamp \"{text}\" is not in UTC; expected RFC 3339 ending in Z"
+            )));
+        }
+        DateTime::parse_from_rfc3339(&text)
+            .map(|time| time.with_timezone(&Utc))
+            .map_err(|error| D::Error::custom(format!("invalid timestamp \"{text}\": {error}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Returns a complete document with one member and one key.
+    fn sample_document() -> FleetKeyDocument {
+        let mut key_attributes = BTreeMap::new();
+        key_attributes.insert(
+            "CKA_EXTRACTABLE".to_string(),
+            serde_json::Value::Bool(false),
+        );
+        key_attributes.insert("CKA_LABEL".to_string(), serde_json::json!("fleet-signing"));
+        FleetKeyDocument {
+            format: DOCUMENT_FORMAT.to_string(),
+            fleet_id: "fleet-eu-1".to_string(),
+            namespace: "fleet.example.com".to_string(),
+            epoch: 1,
+            created_at: DateTime::parse_from_rfc3339("2025-03-01T10:00:00Z")
+                .unwrap()
+                .with_timezone(&Utc),
+            keys: vec![KeyEntry {
+                role: "fleet".to_string(),
+                label: "fleet-signing".to_string(),
+                algorithm: "ecdsa-p256".to_string(),
+                spki_pem: "-----BEGIN PUBLIC KEY-----\n...\n-----END PUBLIC KEY-----\n".to_string(),
+                fingerprint: "00".repeat(32),
+            }],
+            members: vec![MemberEntry {
+                name: "hsm-a".to_string(),
+                site: "site-1".to_string(),
+                token_label: "fleet-a".to_string(),
+                token_serial: "1234".to_string(),
+                model: "SoftHSM v2".to_string(),
+                manufacturer: "SoftHSM project".to_string(),
+                attested: false,
+                key_attributes,
+                origin: true,
+            }],
+            custodians: CustodianSummary {
+                threshold: 2,
+                names: vec!["alice".to_string(), "bob".to_string(), "carol".to_string()],
+            },
+            transcript_sha256: "11".repeat(32),
+            runbook_sha256: "22".repeat(32),
+            tool: "fleet-ceremony 0.1.0".to_string(),
+        }
+    }
+
+    #[test]
+    fn json_round_trip() {
+        let document = sample_document();
+        let bytes = document.to_json_bytes();
+        assert_eq!(FleetKeyDocument::from_json_bytes(&bytes).unwrap(), document);
+    }
+
+    #[test]
+    fn json_is_pretty_with_final_newline() {
+        let text = String::from_utf8(sample_document().to_json_bytes()).unwrap();
+        assert!(text.starts_with("{\n  \"format\": \"fleet-ceremony-document-v1\",\n"));
+        assert!(text.contains("\n  \"created_at\": \"2025-03-01T10:00:00Z\",\n"));
+        assert!(text.ends_with("}\n"));
+        assert!(!text.ends_with("\n\n"));
+    }
+
+    #[test]
+    fn unknown_field_rejected() {
+        let mut value = serde_json::to_value(sample_document()).unwrap();
+        value["members"][0]["extra"] = serde_json::json!(1);
+        let bytes = serde_json::to_vec(&value).unwrap();
+        let error = FleetKeyDocument::from_json_bytes(&bytes)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("unknown field `extra`"), "{error}");
+    }
+
+    #[test]
+    fn other_format_rejected() {
+        let mut document = sample_document();
+        document.format = "fleet-ceremony-document-v2".to_string();
+        let error = FleetKeyDocument::from_json_bytes(&document.to_json_bytes()).unwrap_err();
+        assert!(matches!(error, DocumentError::Format { .. }), "{error}");
+    }
+
+    #[test]
+    fn non_utc_timestamp_rejected() {
+        let text = String::from_utf8(sample_document().to_json_bytes()).unwrap();
+        let text = text.replace("2025-03-01T10:00:00Z", "2025-03-01T11:00:00+01:00");
+        let error = FleetKeyDocument::from_json_bytes(text.as_bytes())
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("not in UTC"), "{error}");
+    }
+
+    #[test]
+    fn digest_covers_exact_bytes() {
+        let bytes = sample_document().to_json_bytes();
+        let mut spaced = bytes.clone();
+        spaced.insert(1, b' ');
+        assert_ne!(document_digest(&bytes), document_digest(&spaced));
+        assert_eq!(
+            hex::encode(document_digest(b"")),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+    }
+}
