@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
     /// The output exists already; outputs are never overwritten.
-    #[error("{path} already exists; outputs are never overwritten\nhint: move it away, or choose another output path")]
+    #[error(
+        "{path} already exists; outputs are never overwritten\nhint: move it away, or choose another output path"
+    )]
     Exists {
         /// The output that exists.
         path: PathBuf,
