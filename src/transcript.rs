@@ -25,7 +25,7 @@ pub struct Record {
     pub seq: u64,
     /// When the record was written, RFC 3339 in UTC with a `Z` offset.
     pub time: String,
-    /// What happened, such as `token-initialised`.
+    /// Action name, such as `token-initialised`.
     pub action: String,
     /// Facts about the action; never secrets.
     pub details: serde_json::Value,
@@ -38,7 +38,9 @@ pub struct Record {
 #[non_exhaustive]
 pub enum TranscriptError {
     /// The transcript exists already, so a new one is not created.
-    #[error("{path} already exists\nhint: to continue an interrupted ceremony, open the transcript instead of creating it")]
+    #[error(
+        "{path} already exists\nhint: to continue an interrupted ceremony, open the transcript instead of creating it"
+    )]
     Exists {
         /// The transcript file.
         path: PathBuf,
@@ -60,7 +62,9 @@ pub enum TranscriptError {
         source: Box<TranscriptError>,
     },
     /// The last line has no newline: the write of that line did not finish.
-    #[error("line {line}: truncated record (no final newline)\nhint: the ceremony stopped while writing this line; the transcript cannot be continued")]
+    #[error(
+        "line {line}: truncated record (no final newline)\nhint: the ceremony stopped while writing this line; the transcript cannot be continued"
+    )]
     Truncated {
         /// The incomplete line.
         line: usize,
@@ -70,11 +74,13 @@ pub enum TranscriptError {
     Invalid {
         /// The line.
         line: usize,
-        /// What is wrong.
+        /// Description of the problem.
         message: String,
     },
     /// A record's `seq` is not its line number.
-    #[error("line {line}: seq is {found}, expected {line}\nhint: lines were removed, inserted or reordered")]
+    #[error(
+        "line {line}: seq is {found}, expected {line}\nhint: lines were removed, inserted or reordered"
+    )]
     Seq {
         /// The line.
         line: usize,
@@ -82,7 +88,9 @@ pub enum TranscriptError {
         found: u64,
     },
     /// A record's `prev_sha256` does not match the line before it.
-    #[error("line {line}: prev_sha256 does not match line {changed_line}\nhint: line {changed_line} was changed after line {line} was written")]
+    #[error(
+        "line {line}: prev_sha256 does not match line {changed_line}\nhint: line {changed_line} was changed after line {line} was written"
+    )]
     BrokenChain {
         /// The line whose `prev_sha256` does not match.
         line: usize,
@@ -197,7 +205,9 @@ impl Transcript {
             return Err(TranscriptError::Entry(message));
         }
         if !details.is_object() {
-            return Err(TranscriptError::Entry("details must be a JSON object".to_string()));
+            return Err(TranscriptError::Entry(
+                "details must be a JSON object".to_string(),
+            ));
         }
 
         let record = Record {
@@ -224,7 +234,7 @@ impl Transcript {
         Ok(record)
     }
 
-    /// The records written so far, including those read by [`Self::open`].
+    /// Returns the records written so far, including those read by [`Self::open`].
     pub fn records(&self) -> &[Record] {
         &self.records
     }
@@ -234,7 +244,7 @@ impl Transcript {
         hex::encode(self.file_hasher.clone().finalize())
     }
 
-    /// The transcript file.
+    /// Returns the transcript file.
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -242,9 +252,10 @@ impl Transcript {
 
 /// Verifies a transcript's bytes and returns its records.
 ///
-/// Checks, line by line: the file ends with a newline; each line is a JSON record with
-/// exactly the five fields; `seq` equals the line number; `time` is RFC 3339 with a `Z`
-/// offset; `details` is an object; `prev_sha256` is the SHA-256 of the previous line.
+/// It checks that the file ends with a newline and that each line is a JSON record with
+/// exactly the five fields. In each record, `seq` must equal the line number, `time` must
+/// be RFC 3339 with a `Z` offset, `details` must be an object and `prev_sha256` must be the
+/// SHA-256 of the previous line.
 ///
 /// It does not check the last line's content, which no later line covers: compare
 /// [`sha256_hex`] of the file with the digest that the fleet-key document records.
@@ -305,7 +316,7 @@ fn check_record(record: &Record, line: usize, expected_prev: &str) -> Result<(),
     Ok(())
 }
 
-/// The last complete line of `bytes`, with its newline.
+/// Returns the last line of `bytes`, with its newline.
 fn last_line(bytes: &[u8]) -> Option<&[u8]> {
     bytes.split_inclusive(|byte| *byte == b'\n').next_back()
 }
@@ -322,9 +333,15 @@ mod tests {
 
     fn three_records(path: &Path) -> Transcript {
         let mut transcript = Transcript::create(path).unwrap();
-        transcript.append("ceremony-started", json!({"fleet": "demo"})).unwrap();
-        transcript.append("token-initialised", json!({"label": "a"})).unwrap();
-        transcript.append("key-generated", json!({"fingerprint": "ab"})).unwrap();
+        transcript
+            .append("ceremony-started", json!({"fleet": "demo"}))
+            .unwrap();
+        transcript
+            .append("token-initialised", json!({"label": "a"}))
+            .unwrap();
+        transcript
+            .append("key-generated", json!({"fingerprint": "ab"}))
+            .unwrap();
         transcript
     }
 
@@ -413,7 +430,10 @@ mod tests {
 
         std::fs::write(&path, cut).unwrap();
         let error = Transcript::open(&path).unwrap_err();
-        assert!(error.to_string().contains("line 3: truncated record"), "{error}");
+        assert!(
+            error.to_string().contains("line 3: truncated record"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -7,6 +7,8 @@ use serde_saphyr::MessageFormatter;
 
 /// A runbook that cannot be read, parsed or validated.
 ///
+/// Lines and columns are `u32`, which keeps the error small; runbooks are at most 1 MiB.
+///
 /// Every variant names the file it concerns (the runbook, or a file the runbook refers to)
 /// and, where known, the 1-based line and column. Display renders
 /// `file:line:column: message` with a `hint:` line when there is a next step.
@@ -32,30 +34,30 @@ pub enum RunbookError {
         /// The file.
         path: PathBuf,
         /// Line of the first invalid byte.
-        line: u64,
+        line: u32,
         /// Column (in characters) of the first invalid byte.
-        column: u64,
+        column: u32,
     },
     /// The file contains a tab character.
     Tab {
         /// The file.
         path: PathBuf,
         /// Line of the first tab.
-        line: u64,
+        line: u32,
         /// Column (in characters) of the first tab.
-        column: u64,
+        column: u32,
     },
     /// The YAML parser or the mapping onto the runbook fields failed.
     Yaml {
         /// The file.
         path: PathBuf,
         /// Line, where the parser reported one.
-        line: Option<u64>,
+        line: Option<u32>,
         /// Column, where the parser reported one.
-        column: Option<u64>,
-        /// What is wrong.
+        column: Option<u32>,
+        /// Description of the problem.
         message: String,
-        /// What to do about it.
+        /// Suggested next step.
         hint: Option<String>,
     },
     /// A value parsed but is not acceptable.
@@ -65,18 +67,18 @@ pub enum RunbookError {
         /// Field path in the runbook, such as `members[2].token.label`.
         field: String,
         /// Line of the value, where known.
-        line: Option<u64>,
+        line: Option<u32>,
         /// Column of the value, where known.
-        column: Option<u64>,
-        /// What is wrong.
+        column: Option<u32>,
+        /// Description of the problem.
         message: String,
-        /// What to do about it.
+        /// Suggested next step.
         hint: Option<String>,
     },
 }
 
 impl RunbookError {
-    /// The file that the error concerns.
+    /// Returns the file that the error concerns.
     pub fn path(&self) -> &Path {
         match self {
             Self::Read { path, .. }
@@ -88,8 +90,9 @@ impl RunbookError {
         }
     }
 
-    /// The 1-based line and column, where known (the column may be unknown alone).
-    pub fn position(&self) -> Option<(u64, Option<u64>)> {
+    /// Returns the 1-based line and column, where known. The column can be unknown while the
+    /// line is known.
+    pub fn position(&self) -> Option<(u32, Option<u32>)> {
         match self {
             Self::NotUtf8 { line, column, .. } | Self::Tab { line, column, .. } => {
                 Some((*line, Some(*column)))
@@ -101,7 +104,7 @@ impl RunbookError {
         }
     }
 
-    /// The field path, for validation errors.
+    /// Returns the field path of a validation error.
     pub fn field(&self) -> Option<&str> {
         match self {
             Self::Invalid { field, .. } => Some(field),
@@ -128,10 +131,9 @@ impl fmt::Display for RunbookError {
                  hint: check that this is the runbook; real runbooks are a few kilobytes",
                 super::MAX_RUNBOOK_BYTES
             ),
-            Self::NotUtf8 { .. } => write!(
-                f,
-                "invalid UTF-8\nhint: save the runbook as UTF-8 text"
-            ),
+            Self::NotUtf8 { .. } => {
+                write!(f, "invalid UTF-8\nhint: save the runbook as UTF-8 text")
+            }
             Self::Tab { .. } => write!(
                 f,
                 "tab character\nhint: YAML indentation must use spaces; replace tabs with spaces"
@@ -174,11 +176,16 @@ pub(super) fn from_yaml(path: &Path, error: &serde_saphyr::Error) -> RunbookErro
     let (message, hint) = describe(inner);
     RunbookError::Yaml {
         path: path.to_path_buf(),
-        line: location.map(|location| location.line()),
-        column: location.map(|location| location.column()),
+        line: location.map(|location| saturate(location.line())),
+        column: location.map(|location| saturate(location.column())),
         message,
         hint,
     }
+}
+
+/// Narrows a parser position to `u32`; a runbook of at most 1 MiB never reaches the limit.
+pub(super) fn saturate(position: u64) -> u32 {
+    u32::try_from(position).unwrap_or(u32::MAX)
 }
 
 fn innermost(error: &serde_saphyr::Error) -> &serde_saphyr::Error {
@@ -222,7 +229,7 @@ fn describe(error: &serde_saphyr::Error) -> (String, Option<String>) {
         ),
         E::NullIntoString { .. } => (
             "value is null (empty, ~ or null) where text is expected".to_string(),
-            Some(format!("write the value; {QUOTE_HINT} if it is ~ or null")),
+            Some("write the value, and quote it if the text itself is ~ or null".to_string()),
         ),
         E::Budget { .. }
         | E::AliasReplayLimitExceeded { .. }
@@ -247,7 +254,7 @@ fn describe(error: &serde_saphyr::Error) -> (String, Option<String>) {
     }
 }
 
-/// The parser's own message, with control characters escaped.
+/// Returns the parser's own message, with control characters escaped.
 fn escaped(error: &serde_saphyr::Error) -> String {
     serde_saphyr::UserMessageFormatter
         .format_message(error)
@@ -320,6 +327,10 @@ mod tests {
             path: PathBuf::from("big.yaml"),
             size: 2_000_000,
         };
-        assert!(error.to_string().starts_with("big.yaml: the file is 2000000 bytes"));
+        assert!(
+            error
+                .to_string()
+                .starts_with("big.yaml: the file is 2000000 bytes")
+        );
     }
 }

@@ -9,6 +9,7 @@ use ed25519_dalek::pkcs8::DecodePublicKey;
 use serde_saphyr::{Location, Spanned};
 use spki::der::DecodePem;
 
+use super::error::saturate;
 use super::raw::RawPerson;
 use super::validate::Checker;
 use super::{PublicKeySource, Recipient, RecipientKind, RecipientSource, RunbookError};
@@ -30,15 +31,17 @@ pub(super) fn public_key(
             let path = checker.resolve(&field, file)?;
             let pem = read_small_text(checker, &field, file, &path)?;
             let what = format!("{} holds", path.display());
-            let key = decode_ed25519(&pem)
-                .map_err(|message| checker.invalid(&field, file, format!("{what} {message}"), None))?;
+            let key = decode_ed25519(&pem).map_err(|message| {
+                checker.invalid(&field, file, format!("{what} {message}"), None)
+            })?;
             Ok((key, PublicKeySource::File(path)))
         }
         (None, Some(inline)) => {
             let field = format!("{party}.public_key");
-            let key = decode_ed25519(&inline.value)
-                .map_err(|message| checker.invalid(&field, inline, format!("value {message}"), None))?;
-            let line = inline.referenced.line();
+            let key = decode_ed25519(&inline.value).map_err(|message| {
+                checker.invalid(&field, inline, format!("value {message}"), None)
+            })?;
+            let line = saturate(inline.referenced.line());
             Ok((key, PublicKeySource::Runbook { line }))
         }
         (Some(_), Some(_)) => Err(checker.invalid_at(
@@ -66,7 +69,7 @@ fn decode_ed25519(pem: &str) -> Result<VerifyingKey, String> {
         Ok(info) => {
             let oid = info.algorithm.oid;
             Err(format!(
-                "a {} public key (algorithm {oid}), not an Ed25519 key",
+                "{} public key (algorithm {oid}), not an Ed25519 key",
                 algorithm_name(&oid.to_string())
             ))
         }
@@ -81,14 +84,15 @@ fn decode_ed25519(pem: &str) -> Result<VerifyingKey, String> {
     }
 }
 
+/// Names the key algorithm of an SPKI OID, with its article.
 fn algorithm_name(oid: &str) -> &'static str {
     match oid {
-        "1.2.840.10045.2.1" => "elliptic-curve (ECDSA)",
-        "1.2.840.113549.1.1.1" => "RSA",
-        "1.3.101.110" => "X25519",
-        "1.3.101.111" => "X448",
-        "1.3.101.113" => "Ed448",
-        _ => "non-Ed25519",
+        "1.2.840.10045.2.1" => "an elliptic-curve (ECDSA)",
+        "1.2.840.113549.1.1.1" => "an RSA",
+        "1.3.101.110" => "an X25519",
+        "1.3.101.111" => "an X448",
+        "1.3.101.113" => "an Ed448",
+        _ => "a non-Ed25519",
     }
 }
 
@@ -101,14 +105,13 @@ pub(super) fn recipient(
     match (&person.recipient, &person.recipient_file) {
         (Some(inline), None) => {
             let field = format!("{field}.recipient");
-            let kind = parse_recipient(inline.value.trim()).map_err(|(message, hint)| {
-                checker.invalid(&field, inline, message, hint)
-            })?;
+            let kind = parse_recipient(inline.value.trim())
+                .map_err(|(message, hint)| checker.invalid(&field, inline, message, hint))?;
             Ok(Recipient {
                 text: inline.value.trim().to_string(),
                 kind,
                 source: RecipientSource::Runbook {
-                    line: inline.referenced.line(),
+                    line: saturate(inline.referenced.line()),
                 },
             })
         }
@@ -136,7 +139,7 @@ pub(super) fn recipient(
 /// Finds the single recipient line in a recipients file: `#` comments and blank lines are
 /// skipped, and line endings may be LF or CRLF.
 fn recipient_from_file(field: &str, path: &Path, text: &str) -> Result<Recipient, RunbookError> {
-    let error = |line: Option<u64>, message: String, hint: Option<&str>| RunbookError::Invalid {
+    let error = |line: Option<u32>, message: String, hint: Option<&str>| RunbookError::Invalid {
         path: path.to_path_buf(),
         field: field.to_string(),
         line,
@@ -145,9 +148,9 @@ fn recipient_from_file(field: &str, path: &Path, text: &str) -> Result<Recipient
         hint: hint.map(str::to_string),
     };
 
-    let mut found: Option<(u64, &str)> = None;
+    let mut found: Option<(u32, &str)> = None;
     for (index, line) in text.split('\n').enumerate() {
-        let number = index as u64 + 1;
+        let number = saturate(index as u64 + 1);
         let line = line.strip_suffix('\r').unwrap_or(line).trim();
         if line.is_empty() || line.starts_with('#') {
             continue;
@@ -165,8 +168,8 @@ fn recipient_from_file(field: &str, path: &Path, text: &str) -> Result<Recipient
         let hint = "add the custodian's recipient, as printed by `age-keygen -y`";
         return Err(error(None, message, Some(hint)));
     };
-    let kind = parse_recipient(recipient)
-        .map_err(|(message, hint)| error(Some(line), message, hint))?;
+    let kind =
+        parse_recipient(recipient).map_err(|(message, hint)| error(Some(line), message, hint))?;
     Ok(Recipient {
         text: recipient.to_string(),
         kind,
@@ -225,7 +228,7 @@ fn parse_ssh_recipient(text: &str) -> Result<RecipientKind, (String, Option<&'st
     }
 }
 
-/// A form of the recipient for duplicate detection: SSH comments are dropped.
+/// Returns the recipient in the form compared for duplicates, without SSH comments.
 pub(super) fn recipient_identity(recipient: &Recipient) -> String {
     match recipient.kind {
         RecipientKind::X25519 => recipient.text.to_ascii_lowercase(),
@@ -258,7 +261,10 @@ fn read_small_text(
             "{} is larger than {MAX_KEY_FILE_BYTES} bytes",
             path.display()
         );
-        return Err(fail(message, Some("check that the path names the right file")));
+        return Err(fail(
+            message,
+            Some("check that the path names the right file"),
+        ));
     }
     String::from_utf8(bytes)
         .map_err(|_| fail(format!("{} is not UTF-8 text", path.display()), None))
@@ -289,7 +295,11 @@ mod tests {
         let text = format!("{RECIPIENT}\n# second\n{RECIPIENT}\n");
         let error = recipient_from_file("f", Path::new("a.txt"), &text).unwrap_err();
         assert_eq!(error.position(), Some((3, None)));
-        assert!(error.to_string().starts_with("a.txt:3: f: a second recipient"));
+        assert!(
+            error
+                .to_string()
+                .starts_with("a.txt:3: f: a second recipient")
+        );
     }
 
     #[test]

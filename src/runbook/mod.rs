@@ -87,7 +87,7 @@ pub enum KeyAlgorithm {
 }
 
 impl KeyAlgorithm {
-    /// The runbook and document spelling: `ecdsa-p256` or `ed25519`.
+    /// Returns the runbook and document spelling, `ecdsa-p256` or `ed25519`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::EcdsaP256 => "ecdsa-p256",
@@ -111,7 +111,7 @@ pub struct FleetKeySpec {
     pub label: String,
 }
 
-/// How a PKCS#11 token is found.
+/// Reference to a PKCS#11 token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TokenRef {
     /// By token label (at most 32 bytes).
@@ -134,7 +134,7 @@ impl std::fmt::Display for TokenRef {
 pub struct Member {
     /// Member name, unique, `[a-z0-9-]`.
     pub name: String,
-    /// Where the HSM is, free text.
+    /// Location of the HSM, free text.
     pub site: String,
     /// PKCS#11 module, resolved against the runbook's folder.
     pub module: PathBuf,
@@ -171,9 +171,9 @@ pub struct Custodian {
 pub struct Recipient {
     /// The recipient as written (`age1...`, `ssh-ed25519 ...` or `ssh-rsa ...`).
     pub text: String,
-    /// Which kind of recipient it is.
+    /// Recipient type.
     pub kind: RecipientKind,
-    /// Where it was read.
+    /// Origin of the recipient text.
     pub source: RecipientSource,
 }
 
@@ -189,7 +189,7 @@ pub enum RecipientKind {
 }
 
 impl RecipientKind {
-    /// A short human-readable name.
+    /// Returns a short human-readable name.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::X25519 => "age X25519",
@@ -199,20 +199,20 @@ impl RecipientKind {
     }
 }
 
-/// Where a custodian recipient was read.
+/// Origin of a custodian recipient.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RecipientSource {
     /// Inline in the runbook, at this line.
     Runbook {
         /// 1-based line in the runbook.
-        line: u64,
+        line: u32,
     },
     /// From a recipients file, at this line.
     File {
         /// The file, resolved against the runbook's folder.
         path: PathBuf,
         /// 1-based line in that file.
-        line: u64,
+        line: u32,
     },
 }
 
@@ -225,13 +225,13 @@ impl std::fmt::Display for RecipientSource {
     }
 }
 
-/// Where an Ed25519 public key was read.
+/// Origin of an Ed25519 public key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PublicKeySource {
     /// Inline PEM in the runbook, at this line.
     Runbook {
         /// 1-based line of the `public_key` value.
-        line: u64,
+        line: u32,
     },
     /// A PEM file, resolved against the runbook's folder.
     File(PathBuf),
@@ -244,7 +244,7 @@ pub struct Party {
     pub name: String,
     /// Ed25519 public key.
     pub public_key: ed25519_dalek::VerifyingKey,
-    /// Where the key was read.
+    /// Origin of the key.
     pub public_key_source: PublicKeySource,
 }
 
@@ -255,13 +255,13 @@ pub struct Operator {
     pub name: String,
     /// Ed25519 public key.
     pub public_key: ed25519_dalek::VerifyingKey,
-    /// Where the key was read.
+    /// Origin of the key.
     pub public_key_source: PublicKeySource,
-    /// Where the matching private key is.
+    /// Location of the matching private key.
     pub signer: Signer,
 }
 
-/// Where the operator's private signing key is.
+/// Location of the operator's private signing key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Signer {
     /// An Ed25519 key in a PKCS#11 token.
@@ -309,7 +309,7 @@ impl Outputs {
         self.shares_dir.join(format!("{custodian}.age"))
     }
 
-    /// The evidence folder of a fleet, `<evidence_dir>/<fleet id>`.
+    /// Returns the evidence folder of a fleet, `<evidence_dir>/<fleet id>`.
     pub fn fleet_evidence_dir(&self, fleet_id: &str) -> PathBuf {
         self.evidence_dir.join(fleet_id)
     }
@@ -321,7 +321,7 @@ impl Runbook {
         &self.sha256
     }
 
-    /// The origin member, which generates the fleet key.
+    /// Returns the origin member, which generates the fleet key.
     pub fn origin(&self) -> &Member {
         self.members
             .first()
@@ -390,4 +390,340 @@ fn parse_bytes(bytes: &[u8], path: &Path) -> Result<Runbook, RunbookError> {
     };
     let sha256 = hex::encode(Sha256::digest(bytes));
     validate::runbook(raw, path, &base_dir, sha256)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ed25519_dalek::pkcs8::EncodePublicKey;
+
+    /// Builds a valid runbook with inline keys and recipients, so that it needs no other files.
+    fn inline_runbook() -> String {
+        let pem = |seed: u8| {
+            let key = ed25519_dalek::SigningKey::from_bytes(&[seed; 32]).verifying_key();
+            let pem = key.to_public_key_pem(Default::default()).unwrap();
+            pem.lines()
+                .map(|line| format!("    {line}\n"))
+                .collect::<String>()
+        };
+        let recipient = || age::x25519::Identity::generate().to_public().to_string();
+        format!(
+            "version: 1
+kind: deployment
+fleet:
+  id: unit-fleet
+  namespace: example.com/fleets
+  epoch: 3
+fleet_key:
+  algorithm: ed25519
+  label: unit-key
+members:
+  - name: one
+    site: Site One
+    token:
+      label: unit-one
+    initialise: true
+  - name: two
+    site: Site Two
+    token:
+      label: unit-two
+    initialise: true
+custodians:
+  threshold: 2
+  people:
+    - name: alice
+      recipient: {}
+    - name: bob
+      recipient: {}
+auditor:
+  name: Auditor
+  public_key: |
+{}operator:
+  name: Operator
+  public_key: |
+{}  signer:
+    key_file: operator.pem
+outputs:
+  work_dir: work
+  shares_dir: shares
+  evidence_dir: evidence
+",
+            recipient(),
+            recipient(),
+            pem(1),
+            pem(2)
+        )
+    }
+
+    fn parse_with(old: &str, new: &str) -> Result<Runbook, RunbookError> {
+        let text = inline_runbook();
+        assert!(text.contains(old), "{old:?} not in the runbook");
+        parse(&text.replacen(old, new, 1), Path::new("unit/runbook.yaml"))
+    }
+
+    #[test]
+    fn inline_runbook_parses() {
+        let book = parse(&inline_runbook(), Path::new("unit/runbook.yaml")).unwrap();
+        assert_eq!(book.fleet.epoch, 3);
+        assert_eq!(book.fleet_key.algorithm, KeyAlgorithm::Ed25519);
+        assert_eq!(book.members[0].module, PathBuf::from(DEFAULT_MODULE));
+        assert_eq!(book.outputs.work_dir, PathBuf::from("unit/work"));
+        assert_eq!(
+            book.operator.signer,
+            Signer::KeyFile("unit/operator.pem".into())
+        );
+        assert_eq!(
+            book.custodians.people[1].recipient.kind,
+            RecipientKind::X25519
+        );
+        assert_eq!(book.sha256().len(), 64);
+    }
+
+    #[test]
+    fn traps_report_line_and_column() {
+        // (replaced text, replacement, expected line, expected column, text in the message)
+        let cases: &[(&str, &str, u32, u32, &str)] = &[
+            (
+                "      label: unit-two\n",
+                "      label: unit-two\n      label: x\n",
+                20,
+                7,
+                "duplicate key \"label\"",
+            ),
+            (
+                "initialise: true\n  - name: two",
+                "initialize: true\n  - name: two",
+                15,
+                5,
+                "did you mean \"initialise\"",
+            ),
+            (
+                "initialise: true\n  - name: two",
+                "initialise: yes\n  - name: two",
+                15,
+                17,
+                "invalid boolean",
+            ),
+            (
+                "initialise: true\n  - name: two",
+                "initialise: on\n  - name: two",
+                15,
+                17,
+                "invalid boolean",
+            ),
+            (
+                "label: unit-one",
+                "label: 0012",
+                14,
+                14,
+                "unquoted value \"0012\"",
+            ),
+            (
+                "label: unit-one",
+                "label: 1e3",
+                14,
+                14,
+                "unquoted value \"1e3\"",
+            ),
+            (
+                "label: unit-one",
+                "label: 0x1F",
+                14,
+                14,
+                "unquoted value \"0x1F\"",
+            ),
+            (
+                "label: unit-one",
+                "label: true",
+                14,
+                14,
+                "unquoted value \"true\"",
+            ),
+            ("label: unit-one", "label: ~", 14, 14, "null"),
+            (
+                "site: Site One",
+                "site: 12",
+                12,
+                11,
+                "unquoted value \"12\"",
+            ),
+            ("name: alice", "name: null", 24, 13, "null"),
+            (
+                "version: 1",
+                "version: 2",
+                1,
+                10,
+                "unsupported runbook version 2",
+            ),
+            (
+                "kind: deployment",
+                "kind: rotation",
+                2,
+                7,
+                "unsupported runbook kind",
+            ),
+        ];
+        for (old, new, line, column, message) in cases {
+            let error = parse_with(old, new).unwrap_err();
+            let text = error.to_string();
+            assert_eq!(
+                error.position(),
+                Some((*line, Some(*column))),
+                "{new:?}: {text}"
+            );
+            assert!(text.contains(message), "{new:?}: {text}");
+            assert!(text.starts_with("unit/runbook.yaml:"), "{text}");
+        }
+    }
+
+    #[test]
+    fn quoting_hint_for_ambiguous_scalars() {
+        let error = parse_with("label: unit-one", "label: 0012").unwrap_err();
+        assert!(
+            error.to_string().contains("hint: quote the value"),
+            "{error}"
+        );
+        let book = parse_with("label: unit-one", "label: \"0012\"").unwrap();
+        assert_eq!(book.members[0].token, TokenRef::Label("0012".to_string()));
+    }
+
+    #[test]
+    fn validation_errors_name_field_and_line() {
+        let long_label = format!("label: {}", "x".repeat(33));
+        let cases: Vec<(&str, String, &str, u32)> = vec![
+            (
+                "threshold: 2",
+                "threshold: 0".into(),
+                "custodians.threshold",
+                22,
+            ),
+            (
+                "threshold: 2",
+                "threshold: 1".into(),
+                "custodians.threshold",
+                22,
+            ),
+            (
+                "threshold: 2",
+                "threshold: 3".into(),
+                "custodians.threshold",
+                22,
+            ),
+            ("name: two", "name: one".into(), "members[1].name", 16),
+            (
+                "label: unit-two",
+                "label: unit-one".into(),
+                "members[1].token",
+                19,
+            ),
+            (
+                "name: bob",
+                "name: alice".into(),
+                "custodians.people[1].name",
+                26,
+            ),
+            ("label: unit-two", long_label, "members[1].token.label", 19),
+            (
+                "      label: unit-two\n",
+                "      label: unit-two\n      serial: \"1\"\n".into(),
+                "members[1].token",
+                19,
+            ),
+            ("site: Site Two", "site: \"\"".into(), "members[1].site", 17),
+            (
+                "site: Site Two",
+                "site: \"a\\tb\"".into(),
+                "members[1].site",
+                17,
+            ),
+            ("id: unit-fleet", "id: Unit".into(), "fleet.id", 4),
+            ("epoch: 3", "epoch: 0".into(), "fleet.epoch", 6),
+        ];
+        for (old, new, field, line) in cases {
+            let error = parse_with(old, &new).unwrap_err();
+            assert_eq!(error.field(), Some(field), "{new:?}: {error}");
+            assert_eq!(
+                error.position().map(|p| p.0),
+                Some(line),
+                "{new:?}: {error}"
+            );
+        }
+    }
+
+    #[test]
+    fn duplicate_recipient_is_rejected() {
+        let text = inline_runbook();
+        let first = text
+            .split("recipient: ")
+            .nth(1)
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap();
+        let second = text
+            .split("recipient: ")
+            .nth(2)
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap();
+        let text = text.replace(second, first);
+        let error = parse(&text, Path::new("r.yaml")).unwrap_err();
+        assert_eq!(error.field(), Some("custodians.people[1]"), "{error}");
+    }
+
+    #[test]
+    fn too_many_custodians_is_rejected() {
+        let people: String = (0..256)
+            .map(|i| format!("    - name: c{i}\n      recipient: age1x\n"))
+            .collect();
+        let text = inline_runbook();
+        let start = text.find("  people:\n").unwrap() + "  people:\n".len();
+        let end = text.find("auditor:").unwrap();
+        let text = format!("{}{people}{}", &text[..start], &text[end..]);
+        let error = parse(&text, Path::new("r.yaml")).unwrap_err();
+        assert_eq!(error.field(), Some("custodians.people"), "{error}");
+        assert!(error.to_string().contains("256 custodians"), "{error}");
+    }
+
+    #[test]
+    fn auditor_key_must_be_ed25519() {
+        let secret = p256::SecretKey::from_slice(&[3; 32]).unwrap();
+        let pem = secret
+            .public_key()
+            .to_public_key_pem(Default::default())
+            .unwrap();
+        let text = inline_runbook();
+        let start = text.find("auditor:").unwrap();
+        let end = text.find("operator:").unwrap();
+        let indented: String = pem.lines().map(|line| format!("    {line}\n")).collect();
+        let auditor = format!("auditor:\n  name: Auditor\n  public_key: |\n{indented}");
+        let text = format!("{}{auditor}{}", &text[..start], &text[end..]);
+        let error = parse(&text, Path::new("r.yaml")).unwrap_err();
+        assert_eq!(error.field(), Some("auditor.public_key"), "{error}");
+        assert!(error.to_string().contains("not an Ed25519 key"), "{error}");
+    }
+
+    #[test]
+    fn oversized_text_is_rejected_before_parsing() {
+        let text = format!("{}\n{}", inline_runbook(), "#".repeat(1024 * 1024));
+        let error = parse(&text, Path::new("r.yaml")).unwrap_err();
+        assert!(matches!(error, RunbookError::TooLarge { .. }));
+    }
+
+    #[test]
+    fn tab_is_rejected() {
+        let error = parse_with("    site: Site One", "\tsite: Site One").unwrap_err();
+        assert!(
+            matches!(
+                error,
+                RunbookError::Tab {
+                    line: 12,
+                    column: 1,
+                    ..
+                }
+            ),
+            "{error}"
+        );
+    }
 }

@@ -15,15 +15,21 @@ pub struct Problem {
     pub field: String,
     /// The file or folder.
     pub path: PathBuf,
-    /// What is wrong.
+    /// Description of the problem.
     pub message: String,
-    /// What to do about it.
+    /// Suggested next step.
     pub hint: Option<String>,
 }
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}: {}", self.field, self.path.display(), self.message)?;
+        write!(
+            f,
+            "{}: {}: {}",
+            self.field,
+            self.path.display(),
+            self.message
+        )?;
         if let Some(hint) = &self.hint {
             write!(f, "\nhint: {hint}")?;
         }
@@ -36,14 +42,19 @@ impl Runbook {
     /// auditor and operator keys, and outputs. Plain text, no colour.
     pub fn plan(&self) -> String {
         let mut out = String::new();
-        // Writing to a String cannot fail.
-        self.write_plan(&mut out).expect("writing to a String succeeds");
+        self.write_plan(&mut out)
+            .expect("writing to a String succeeds");
         out
     }
 
     fn write_plan(&self, out: &mut String) -> fmt::Result {
         let fleet = &self.fleet;
-        writeln!(out, "Runbook {} (sha256 {})", self.path.display(), self.sha256())?;
+        writeln!(
+            out,
+            "Runbook {} (sha256 {})",
+            self.path.display(),
+            self.sha256()
+        )?;
         writeln!(out, "Fleet {}, epoch {}", fleet.id, fleet.epoch)?;
         writeln!(out, "  namespace: {}", fleet.namespace)?;
         writeln!(
@@ -59,12 +70,20 @@ impl Runbook {
             } else {
                 "receives a copy of the key"
             };
-            writeln!(out, "  {}. {} at {} ({role})", index + 1, member.name, member.site)?;
+            writeln!(
+                out,
+                "  {}. {} at {} ({role})",
+                index + 1,
+                member.name,
+                member.site
+            )?;
             writeln!(out, "     {} in {}", member.token, member.module.display())?;
             let initialise = match (member.initialise, member.erase_existing) {
                 (false, _) => "uses the token as it is",
                 (true, false) => "initialises the token with generated PINs",
-                (true, true) => "initialises the token with generated PINs, ERASING it if it exists",
+                (true, true) => {
+                    "initialises the token with generated PINs, ERASING it if it exists"
+                }
             };
             writeln!(out, "     {initialise}")?;
         }
@@ -126,7 +145,11 @@ impl Runbook {
     pub fn check_files(&self) -> Vec<Problem> {
         let mut problems = Vec::new();
         for (index, member) in self.members.iter().enumerate() {
-            check_module(&mut problems, &format!("members[{index}].module"), &member.module);
+            check_module(
+                &mut problems,
+                &format!("members[{index}].module"),
+                &member.module,
+            );
         }
         match &self.operator.signer {
             Signer::Pkcs11 { module, .. } => {

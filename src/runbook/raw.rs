@@ -3,8 +3,19 @@
 //! Every mapping rejects unknown fields. Scalars are wrapped in [`Spanned`] so that
 //! validation errors can name the line and column of the offending value.
 
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 use serde_saphyr::Spanned;
+
+/// Deserializes an optional field that is present. Without it, `field: ~` would read as
+/// an absent field; with it, null reaches the inner type, which rejects it with its
+/// position. Absent fields still take the `#[serde(default)]` of `None`.
+fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(deserializer).map(Some)
+}
 
 /// The whole runbook file.
 #[derive(Debug, Deserialize)]
@@ -13,7 +24,7 @@ pub(super) struct RawRunbook {
     pub version: Spanned<u64>,
     pub kind: Spanned<String>,
     pub fleet: RawFleet,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     pub defaults: Option<RawDefaults>,
     pub fleet_key: RawFleetKey,
     pub members: Spanned<Vec<RawMember>>,
@@ -34,7 +45,7 @@ pub(super) struct RawFleet {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawDefaults {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     pub module: Option<Spanned<String>>,
 }
 
@@ -50,20 +61,20 @@ pub(super) struct RawFleetKey {
 pub(super) struct RawMember {
     pub name: Spanned<String>,
     pub site: Spanned<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     pub module: Option<Spanned<String>>,
     pub token: Spanned<RawToken>,
     pub initialise: Spanned<bool>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     pub erase_existing: Option<Spanned<bool>>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawToken {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     pub label: Option<Spanned<String>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     pub serial: Option<Spanned<String>>,
 }
 
@@ -78,9 +89,9 @@ pub(super) struct RawCustodians {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawPerson {
     pub name: Spanned<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     pub recipient: Option<Spanned<String>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     pub recipient_file: Option<Spanned<String>>,
 }
 
@@ -88,9 +99,9 @@ pub(super) struct RawPerson {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawAuditor {
     pub name: Spanned<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     pub public_key_file: Option<Spanned<String>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     pub public_key: Option<Spanned<String>>,
 }
 
@@ -98,9 +109,9 @@ pub(super) struct RawAuditor {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawOperator {
     pub name: Spanned<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     pub public_key_file: Option<Spanned<String>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     pub public_key: Option<Spanned<String>>,
     pub signer: Spanned<RawSigner>,
 }
@@ -108,16 +119,16 @@ pub(super) struct RawOperator {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawSigner {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     pub pkcs11: Option<RawPkcs11Signer>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     pub key_file: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawPkcs11Signer {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     pub module: Option<Spanned<String>>,
     pub token: Spanned<RawToken>,
     pub key_label: Spanned<String>,

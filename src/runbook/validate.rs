@@ -6,22 +6,24 @@ use std::path::{Path, PathBuf};
 use serde_saphyr::options::{DuplicateKeyPolicy, MergeKeyPolicy};
 use serde_saphyr::{Location, Spanned};
 
+use super::error::saturate;
 use super::raw::{RawCustodians, RawMember, RawOperator, RawOutputs, RawRunbook, RawToken};
 use super::{
     Custodian, Custodians, DEFAULT_MODULE, Fleet, FleetKeySpec, KeyAlgorithm, Member, Operator,
     Outputs, Party, RUNBOOK_KIND, RUNBOOK_VERSION, Runbook, RunbookError, Signer, TokenRef, keys,
 };
 
-/// Most members a runbook may list.
+/// Maximum number of members in a runbook.
 const MAX_MEMBERS: usize = 64;
 
-/// Most custodians: Shamir sharing over GF(256) has 255 non-zero x-coordinates.
+/// Maximum number of custodians, because Shamir sharing over GF(256) has 255 non-zero
+/// x-coordinates.
 const MAX_CUSTODIANS: usize = 255;
 
-/// Fewest shares needed to recover; one would let a single custodian act alone.
+/// Minimum threshold, because a threshold of one would let a single custodian act alone.
 const MIN_THRESHOLD: u64 = 2;
 
-/// Longest fleet id, member name or custodian name.
+/// Maximum length in characters of a fleet id, member name or custodian name.
 const MAX_NAME_CHARS: usize = 64;
 
 /// PKCS#11 token labels are 32 bytes, padded with spaces (CK_TOKEN_INFO.label).
@@ -30,7 +32,7 @@ const MAX_TOKEN_LABEL_BYTES: usize = 32;
 /// PKCS#11 token serial numbers are 16 characters (CK_TOKEN_INFO.serialNumber).
 const MAX_TOKEN_SERIAL_CHARS: usize = 16;
 
-/// Longest CKA_LABEL accepted for the fleet key and the operator key.
+/// Maximum CKA_LABEL length in bytes for the fleet key and the operator key.
 const MAX_KEY_LABEL_BYTES: usize = 64;
 
 /// YAML parser settings: strict scalars, no duplicate or merge keys, small alias limits.
@@ -79,7 +81,8 @@ pub(super) fn utf8_text<'a>(bytes: &'a [u8], path: &Path) -> Result<&'a str, Run
     })
 }
 
-/// Rejects any tab, including in comments and quoted strings: none belongs in a runbook.
+/// Rejects any tab, including in comments and quoted strings, because none belongs in a
+/// runbook.
 pub(super) fn reject_tabs(text: &str, path: &Path) -> Result<(), RunbookError> {
     match text.find('\t') {
         Some(offset) => {
@@ -95,12 +98,12 @@ pub(super) fn reject_tabs(text: &str, path: &Path) -> Result<(), RunbookError> {
 }
 
 /// 1-based line and character column of a byte offset.
-fn line_and_column(text: &str, offset: usize) -> (u64, u64) {
+fn line_and_column(text: &str, offset: usize) -> (u32, u32) {
     let before = &text[..offset];
     let line = before.matches('\n').count() + 1;
     let line_start = before.rfind('\n').map_or(0, |newline| newline + 1);
     let column = before[line_start..].chars().count() + 1;
-    (line as u64, column as u64)
+    (saturate(line as u64), saturate(column as u64))
 }
 
 /// Builds errors that name the runbook file.
@@ -110,7 +113,7 @@ pub(super) struct Checker<'a> {
 }
 
 impl Checker<'_> {
-    /// An error at a value's position.
+    /// Builds an error at a value's position.
     pub fn invalid<T>(
         &self,
         field: &str,
@@ -121,7 +124,7 @@ impl Checker<'_> {
         self.invalid_at(field, Some(at.referenced), message, hint)
     }
 
-    /// An error at a location, or without one.
+    /// Builds an error at a location, or without one.
     pub fn invalid_at(
         &self,
         field: &str,
@@ -133,8 +136,8 @@ impl Checker<'_> {
         RunbookError::Invalid {
             path: self.path.to_path_buf(),
             field: field.to_string(),
-            line: at.map(|location| location.line()),
-            column: at.map(|location| location.column()),
+            line: at.map(|location| saturate(location.line())),
+            column: at.map(|location| saturate(location.column())),
             message,
             hint: hint.map(str::to_string),
         }
@@ -386,7 +389,10 @@ fn members(
 
         let name_field = format!("{field}.name");
         if let Some(first) = names.insert(member.name.clone(), &name_field) {
-            let message = format!("duplicate member name {:?}, first used at {first}", member.name);
+            let message = format!(
+                "duplicate member name {:?}, first used at {first}",
+                member.name
+            );
             return Err(checker.invalid(&name_field, &raw_member.name, message, None));
         }
         let token_field = format!("{field}.token");
@@ -472,7 +478,11 @@ fn custodians(checker: &Checker<'_>, raw: &RawCustodians) -> Result<Custodians, 
     })
 }
 
-fn threshold(checker: &Checker<'_>, value: &Spanned<u64>, count: usize) -> Result<(), RunbookError> {
+fn threshold(
+    checker: &Checker<'_>,
+    value: &Spanned<u64>,
+    count: usize,
+) -> Result<(), RunbookError> {
     let threshold = value.value;
     let field = "custodians.threshold";
     if threshold < MIN_THRESHOLD {
@@ -574,13 +584,54 @@ mod tests {
     #[test]
     fn tabs_are_rejected_with_position() {
         let error = reject_tabs("a: 1\n\tb: 2\n", Path::new("r.yaml")).unwrap_err();
-        assert!(matches!(error, RunbookError::Tab { line: 2, column: 1, .. }));
+        assert!(matches!(
+            error,
+            RunbookError::Tab {
+                line: 2,
+                column: 1,
+                ..
+            }
+        ));
+    }
+
+    /// Nine levels of ten aliases each: 10^10 scalars if expanded.
+    fn alias_bomb() -> String {
+        let mut text = String::from("l0: &l0 [a, a, a, a, a, a, a, a, a, a]\n");
+        for level in 1..10 {
+            let previous = format!("*l{}", level - 1);
+            let items = [previous.as_str(); 10].join(", ");
+            text.push_str(&format!("l{level}: &l{level} [{items}]\n"));
+        }
+        text
+    }
+
+    #[test]
+    fn yaml_options_stop_alias_bomb() {
+        // An untyped target accepts any shape, so only the limits can stop the expansion.
+        let started = std::time::Instant::now();
+        let result: Result<serde_json::Value, _> =
+            serde_saphyr::from_str_with_options(&alias_bomb(), yaml_options());
+        assert!(started.elapsed() < std::time::Duration::from_secs(2));
+        let error = super::super::error::from_yaml(Path::new("bomb.yaml"), &result.unwrap_err());
+        assert!(
+            error
+                .to_string()
+                .contains("exceeds the limits for a runbook"),
+            "{error}"
+        );
     }
 
     #[test]
     fn invalid_utf8_is_rejected_with_position() {
         let bytes = b"a: 1\nb: \xff\n";
         let error = utf8_text(bytes, Path::new("r.yaml")).unwrap_err();
-        assert!(matches!(error, RunbookError::NotUtf8 { line: 2, column: 4, .. }));
+        assert!(matches!(
+            error,
+            RunbookError::NotUtf8 {
+                line: 2,
+                column: 4,
+                ..
+            }
+        ));
     }
 }
