@@ -15,6 +15,8 @@ pub mod ceremony;
 #[cfg(feature = "ceremony")]
 pub mod cli;
 #[cfg(feature = "ceremony")]
+pub mod demo;
+#[cfg(feature = "ceremony")]
 pub mod evidence;
 #[cfg(feature = "ceremony")]
 pub mod fsutil;

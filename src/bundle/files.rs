@@ -278,6 +278,15 @@ impl OperatorSignature {
         })
     }
 
+    /// Wraps a counter-signature made elsewhere, for example inside an HSM, with the
+    /// key id of the operator key that made it. The caller verifies it first.
+    pub fn from_signature(signature: &Signature, key: &ed25519_dalek::VerifyingKey) -> Self {
+        OperatorSignature {
+            signature: BASE64.encode(signature.to_bytes()),
+            key_id: ed25519_fingerprint(key),
+        }
+    }
+
     /// Decodes the Ed25519 counter-signature from base64.
     pub fn signature(&self) -> Result<Signature, FilesError> {
         decode_signature("operator.signature", &self.signature)

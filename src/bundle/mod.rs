@@ -13,12 +13,18 @@ pub use countersign::{
     CountersignError, countersign_with_key, countersigned_message, verify_countersignature,
 };
 pub use document::{
-    CustodianSummary, DocumentError, FleetKeyDocument, KeyEntry, MemberEntry, document_digest,
+    CustodianSummary, DOCUMENT_FORMAT, DocumentError, FleetKeyDocument, KeyEntry, MemberEntry,
+    document_digest,
 };
 pub use files::{
-    AuditorSignature, Bundle, FilesError, OperatorSignature, SigningRequest, sign_request,
+    AuditorSignature, Bundle, DOCUMENT_FILE_NAME, FilesError, OperatorSignature, SigningRequest,
+    sign_request,
 };
-pub use keys::{FleetKeyAlgorithm, FleetPublicKey, KeyError, fingerprint};
+pub use keys::{
+    FleetKeyAlgorithm, FleetPublicKey, KeyError, ed25519_fingerprint, ed25519_from_spki_pem,
+    ed25519_key_file_pem, ed25519_spki_pem, fingerprint, fleet_key_from_spki_pem,
+    read_ed25519_key_file,
+};
 pub use statement::{Ciphersuite, Statement, StatementError};
 pub use trust::{Trust, TrustError, TrustedKey};
 pub use verify::{Check, Report, verify_bundle_bytes, verify_path};

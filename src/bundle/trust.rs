@@ -94,6 +94,18 @@ pub struct TrustedKey {
     pub fingerprint: String,
 }
 
+impl TrustedKey {
+    /// Pins `key` under `name`, computing its fingerprint.
+    pub fn new(name: String, key: VerifyingKey) -> TrustedKey {
+        let fingerprint = ed25519_fingerprint(&key);
+        TrustedKey {
+            name,
+            key,
+            fingerprint,
+        }
+    }
+}
+
 impl fmt::Display for TrustedKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} (sha256 {})", self.name, self.fingerprint)

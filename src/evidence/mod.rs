@@ -22,7 +22,9 @@ pub enum EvidenceError {
         source: Box<handlebars::TemplateError>,
     },
     /// Rendering failed, for example because the template uses a field the data lacks.
-    #[error("cannot render the {format} evidence: {source}\nhint: every field a template uses must exist in evidence.json; fields are never left blank")]
+    #[error(
+        "cannot render the {format} evidence: {source}\nhint: every field a template uses must exist in evidence.json; fields are never left blank"
+    )]
     Render {
         /// "Markdown" or "HTML".
         format: &'static str,

@@ -214,3 +214,19 @@ fn free_slot(library: &Library) -> Result<Slot, HsmError> {
         module: library.path().to_owned(),
     })
 }
+
+/// Returns the mechanisms of the first free slot (a present but uninitialised token), or
+/// `None` when the module has no free slot.
+pub fn free_slot_mechanisms(library: &Library) -> Result<Option<Vec<MechanismType>>, HsmError> {
+    let slot = match free_slot(library) {
+        Ok(slot) => slot,
+        Err(HsmError::NoFreeSlot { .. }) => return Ok(None),
+        Err(error) => return Err(error),
+    };
+    let module = library.path().display().to_string();
+    let mechanisms = library
+        .context()
+        .get_mechanism_list(slot)
+        .on(&module, "list mechanisms")?;
+    Ok(Some(mechanisms))
+}

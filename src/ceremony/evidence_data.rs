@@ -1,0 +1,255 @@
+//! The data behind the evidence pages, and the files published beside them.
+
+use std::path::Path;
+
+use serde_json::{Value, json};
+
+use super::CeremonyError;
+use super::finish::sha256_hex;
+use crate::bundle::{self, AuditorSignature, FleetKeyDocument, OperatorSignature, Trust};
+
+/// Format name of `evidence.json`.
+pub const EVIDENCE_FORMAT: &str = "fleet-ceremony-evidence-v1";
+
+/// What the evidence is made from.
+pub(super) struct Published<'a> {
+    pub document: &'a FleetKeyDocument,
+    pub document_bytes: &'a [u8],
+    pub bundle_bytes: &'a [u8],
+    pub auditor: &'a AuditorSignature,
+    pub operator: &'a OperatorSignature,
+    pub trust: &'a Trust,
+    pub transcript_bytes: &'a [u8],
+}
+
+/// The files published beside the pages, so readers can check each claim with openssl.
+pub(super) fn published_files(
+    published: &Published<'_>,
+) -> Result<Vec<(&'static str, Vec<u8>)>, CeremonyError> {
+    let invalid = |error: &dyn std::fmt::Display| CeremonyError::Invalid {
+        path: "bundle".into(),
+        message: error.to_string(),
+    };
+    let statement = published.auditor.statement().map_err(|e| invalid(&e))?;
+    let auditor_signature = published.auditor.signature().map_err(|e| invalid(&e))?;
+    let operator_signature = published.operator.signature().map_err(|e| invalid(&e))?;
+    let fleet_key = published
+        .document
+        .keys
+        .first()
+        .ok_or_else(|| invalid(&"the document lists no fleet key"))?;
+
+    Ok(vec![
+        (super::BUNDLE_FILE, published.bundle_bytes.to_vec()),
+        (
+            bundle::DOCUMENT_FILE_NAME,
+            published.document_bytes.to_vec(),
+        ),
+        ("fleet-key.pem", fleet_key.spki_pem.as_bytes().to_vec()),
+        (
+            "auditor.pem",
+            bundle::ed25519_spki_pem(&published.trust.auditor.key).into_bytes(),
+        ),
+        (
+            "operator.pem",
+            bundle::ed25519_spki_pem(&published.trust.operator.key).into_bytes(),
+        ),
+        ("auditor-statement.bin", statement.signed_bytes()),
+        (
+            "auditor-signature.bin",
+            auditor_signature.to_bytes().to_vec(),
+        ),
+        (
+            "operator-message.bin",
+            bundle::countersigned_message(&auditor_signature),
+        ),
+        (
+            "operator-signature.bin",
+            operator_signature.to_bytes().to_vec(),
+        ),
+        ("transcript.jsonl", published.transcript_bytes.to_vec()),
+    ])
+}
+
+/// Builds the evidence data: the content of `evidence.json` and the context of both
+/// templates.
+pub(super) fn build(
+    published: &Published<'_>,
+    files: &[(&'static str, Vec<u8>)],
+    evidence_dir: &Path,
+) -> Result<Value, CeremonyError> {
+    let document = published.document;
+    let key = document
+        .keys
+        .first()
+        .ok_or_else(|| CeremonyError::Invalid {
+            path: evidence_dir.to_owned(),
+            message: "the document lists no fleet key".into(),
+        })?;
+    let attribute_names: Vec<String> = document
+        .members
+        .first()
+        .map(|member| member.key_attributes.keys().cloned().collect())
+        .unwrap_or_default();
+    let document_lines =
+        transcript_prefix_lines(published.transcript_bytes, &document.transcript_sha256);
+
+    let members: Vec<Value> = document
+        .members
+        .iter()
+        .map(|member| {
+            let values: Vec<String> = attribute_names
+                .iter()
+                .map(|name| match member.key_attributes.get(name) {
+                    Some(Value::Bool(value)) => value.to_string(),
+                    Some(other) => other.to_string(),
+                    None => "not reported".to_owned(),
+                })
+                .collect();
+            json!({
+                "name": member.name,
+                "site": member.site,
+                "token_label": member.token_label,
+                "token_serial": member.token_serial,
+                "model": member.model,
+                "manufacturer": member.manufacturer,
+                "role": if member.origin { "origin: generated the key" } else { "copy: unwrapped from the origin" },
+                "attested": member.attested,
+                "attestation": if member.attested { "attested" } else { "not hardware-attested" },
+                "key_attributes": member.key_attributes,
+                "attribute_values": values,
+            })
+        })
+        .collect();
+
+    let records: Vec<Value> = String::from_utf8_lossy(published.transcript_bytes)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .map(|record| json!({"seq": record["seq"], "time": record["time"], "action": record["action"]}))
+        .collect();
+    let timestamp_utc =
+        chrono::DateTime::from_timestamp_millis(published.auditor.timestamp_ms as i64)
+            .map(super::deploy::utc_text)
+            .unwrap_or_else(|| "out of range".to_owned());
+    let fleet_dir = format!("evidence/{}", document.fleet_id);
+
+    Ok(json!({
+        "format": EVIDENCE_FORMAT,
+        "fleet": {
+            "id": document.fleet_id,
+            "namespace": document.namespace,
+            "epoch": document.epoch,
+            "created_at": super::deploy::utc_text(document.created_at),
+            "tool": document.tool,
+        },
+        "key": {
+            "algorithm": key.algorithm,
+            "label": key.label,
+            "spki_pem": key.spki_pem,
+            "fingerprint": key.fingerprint,
+        },
+        "members": members,
+        "attribute_names": attribute_names,
+        "attestation_note": "No member of this fleet is hardware-attested: SoftHSM is a software token and produces no attestation. The key attributes above are what each token reported; nothing outside the tokens vouches for them.",
+        "custodians": {
+            "threshold": document.custodians.threshold,
+            "count": document.custodians.names.len(),
+            "names": document.custodians.names,
+        },
+        "signatures": {
+            "document_sha256": published.auditor.digest,
+            "auditor_name": published.trust.auditor.name,
+            "auditor_key_id": published.auditor.key_id,
+            "ciphersuite": format!("0x{:04x}", published.auditor.ciphersuite.code()),
+            "timestamp_ms": published.auditor.timestamp_ms,
+            "timestamp_utc": timestamp_utc,
+            "epoch": published.auditor.epoch,
+            "auditor_signature": published.auditor.signature,
+            "operator_name": published.trust.operator.name,
+            "operator_key_id": published.operator.key_id,
+            "operator_signature": published.operator.signature,
+        },
+        "transcript": {
+            "sha256": sha256_hex(published.transcript_bytes),
+            "document_sha256": document.transcript_sha256,
+            "document_lines": document_lines,
+            "records": records,
+        },
+        "files": files.iter().map(|(name, bytes)| json!({"name": name, "sha256": sha256_hex(bytes)})).collect::<Vec<_>>(),
+        "verify": verify_commands(published, &fleet_dir, document_lines),
+    }))
+}
+
+/// Number of leading transcript lines whose SHA-256 is `digest`, or 0 if none match.
+fn transcript_prefix_lines(transcript: &[u8], digest: &str) -> usize {
+    let mut end = 0;
+    let mut lines = 0;
+    for line in transcript.split_inclusive(|byte| *byte == b'\n') {
+        end += line.len();
+        lines += 1;
+        if sha256_hex(&transcript[..end]) == digest {
+            return lines;
+        }
+    }
+    0
+}
+
+fn verify_commands(published: &Published<'_>, fleet_dir: &str, document_lines: usize) -> Value {
+    let digest = &published.auditor.digest;
+    let fingerprint = published
+        .document
+        .keys
+        .first()
+        .map_or("", |key| key.fingerprint.as_str());
+    let verified = "Signature Verified Successfully";
+    json!({
+        "command": format!("fleet-ceremony verify {fleet_dir} --trust keys-public/trust.yaml"),
+        "independent": [
+            {
+                "purpose": "the pinned auditor key is the one in auditor.pem",
+                "command": "openssl pkey -pubin -in auditor.pem -outform DER | sha256sum",
+                "expected": format!("{}  -", published.trust.auditor.fingerprint),
+            },
+            {
+                "purpose": "the pinned operator key is the one in operator.pem",
+                "command": "openssl pkey -pubin -in operator.pem -outform DER | sha256sum",
+                "expected": format!("{}  -", published.trust.operator.fingerprint),
+            },
+            {
+                "purpose": "the fleet-key document has the digest the auditor signed",
+                "command": "sha256sum fleet-key.json",
+                "expected": format!("{digest}  fleet-key.json"),
+            },
+            {
+                "purpose": "the signed statement ends with that digest",
+                "command": "tail -c 32 auditor-statement.bin | od -An -tx1 | tr -d ' \\n'; echo",
+                "expected": digest,
+            },
+            {
+                "purpose": "the auditor signed the statement",
+                "command": "openssl pkeyutl -verify -pubin -inkey auditor.pem -rawin -in auditor-statement.bin -sigfile auditor-signature.bin",
+                "expected": verified,
+            },
+            {
+                "purpose": "the operator's message ends with the auditor's signature",
+                "command": "tail -c 64 operator-message.bin | cmp - auditor-signature.bin && echo same",
+                "expected": "same",
+            },
+            {
+                "purpose": "the operator counter-signed the auditor's signature",
+                "command": "openssl pkeyutl -verify -pubin -inkey operator.pem -rawin -in operator-message.bin -sigfile operator-signature.bin",
+                "expected": verified,
+            },
+            {
+                "purpose": "the fleet key has the published fingerprint",
+                "command": "openssl pkey -pubin -in fleet-key.pem -outform DER | sha256sum",
+                "expected": format!("{fingerprint}  -"),
+            },
+            {
+                "purpose": "the document commits to the first lines of the transcript",
+                "command": format!("head -n {document_lines} transcript.jsonl | sha256sum"),
+                "expected": format!("{}  -", published.document.transcript_sha256),
+            },
+        ],
+    })
+}

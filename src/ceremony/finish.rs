@@ -1,0 +1,186 @@
+//! The second half of a run: once the auditor's signature and the operator's
+//! counter-signature are back, assemble and verify the bundle and write the evidence.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::json;
+
+use super::evidence_data::{self, Published};
+use super::{
+    ACTION_EVIDENCE_WRITTEN, AUDITOR_SIGNATURE_FILE, BUNDLE_FILE, CeremonyError,
+    OPERATOR_SIGNATURE_FILE,
+};
+use crate::bundle::{
+    self, AuditorSignature, Bundle, FleetKeyDocument, OperatorSignature, SigningRequest, Trust,
+    TrustedKey,
+};
+use crate::evidence;
+use crate::fsutil::write_new;
+use crate::runbook::Runbook;
+use crate::transcript::Transcript;
+
+/// How far the second half got.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Signatures are missing; nothing was written.
+    Waiting {
+        /// The files still to be delivered.
+        missing: Vec<PathBuf>,
+    },
+    /// The bundle verified and the evidence was written.
+    Written {
+        /// The evidence folder.
+        evidence: PathBuf,
+    },
+}
+
+/// Assembles the bundle from the work folder, verifies it against the runbook's pinned
+/// keys, and writes the evidence folder. Writes nothing when a signature is missing or
+/// the bundle fails verification.
+pub fn finish(runbook: &Runbook) -> Result<Outcome, CeremonyError> {
+    let work = &runbook.outputs.work_dir;
+    let auditor_path = work.join(AUDITOR_SIGNATURE_FILE);
+    let operator_path = work.join(OPERATOR_SIGNATURE_FILE);
+    let missing: Vec<PathBuf> = [&auditor_path, &operator_path]
+        .into_iter()
+        .filter(|path| !path.exists())
+        .cloned()
+        .collect();
+    if !missing.is_empty() {
+        return Ok(Outcome::Waiting { missing });
+    }
+
+    let document_path = runbook.outputs.fleet_key_document();
+    let document_bytes = read(&document_path)?;
+    let request_path = runbook.outputs.signing_request();
+    let request = SigningRequest::from_json_bytes(&read(&request_path)?)
+        .map_err(|error| invalid(&request_path, error))?;
+    let document_sha256 = hex::encode(bundle::document_digest(&document_bytes));
+    if request.document_sha256 != document_sha256 {
+        return Err(CeremonyError::Invalid {
+            path: document_path,
+            message: format!(
+                "SHA-256 is {document_sha256}, but the signing request names {}; the document changed after the request was written",
+                request.document_sha256
+            ),
+        });
+    }
+    let auditor = AuditorSignature::from_json_bytes(&read(&auditor_path)?)
+        .map_err(|error| invalid(&auditor_path, error))?;
+    let operator = OperatorSignature::from_json_bytes(&read(&operator_path)?)
+        .map_err(|error| invalid(&operator_path, error))?;
+
+    let bundle = Bundle::assemble(&document_bytes, &auditor, &operator);
+    let bundle_bytes = bundle.to_json_bytes();
+    let trust = trust_from_runbook(runbook);
+    let report = bundle::verify_bundle_bytes(&bundle_bytes, &trust);
+    if !report.passed() {
+        return Err(CeremonyError::BundleRejected { report });
+    }
+
+    let mut transcript = Transcript::open(&runbook.outputs.transcript())?;
+    transcript.append(
+        "bundle verified",
+        json!({
+            "auditor_key_id": auditor.key_id,
+            "auditor_timestamp_ms": auditor.timestamp_ms,
+            "operator_key_id": operator.key_id,
+            "bundle_sha256": hex::encode(bundle::document_digest(&bundle_bytes)),
+        }),
+    )?;
+
+    let evidence_dir = runbook.outputs.fleet_evidence_dir(&runbook.fleet.id);
+    let document = FleetKeyDocument::from_json_bytes(&document_bytes)
+        .map_err(|error| invalid(&document_path, error))?;
+    let transcript_bytes = read(&runbook.outputs.transcript())?;
+    let published = Published {
+        document: &document,
+        document_bytes: &document_bytes,
+        bundle_bytes: &bundle_bytes,
+        auditor: &auditor,
+        operator: &operator,
+        trust: &trust,
+        transcript_bytes: &transcript_bytes,
+    };
+    let files = evidence_data::published_files(&published)?;
+    let data = evidence_data::build(&published, &files, &evidence_dir)?;
+    let rendered = evidence::render(&data, evidence::MARKDOWN_TEMPLATE, evidence::HTML_TEMPLATE)
+        .map_err(|error| CeremonyError::Invalid {
+            path: evidence_dir.clone(),
+            message: error.to_string(),
+        })?;
+
+    create_new_dir(&evidence_dir)?;
+    for (name, bytes) in &files {
+        write_new(&evidence_dir.join(name), bytes, false)?;
+    }
+    write_new(
+        &evidence_dir.join("index.md"),
+        rendered.markdown.as_bytes(),
+        false,
+    )?;
+    write_new(
+        &evidence_dir.join("index.html"),
+        rendered.html.as_bytes(),
+        false,
+    )?;
+    write_new(
+        &evidence_dir.join("evidence.json"),
+        rendered.json.as_bytes(),
+        false,
+    )?;
+
+    transcript.append(
+        ACTION_EVIDENCE_WRITTEN,
+        json!({
+            "folder": evidence_dir.display().to_string(),
+            "bundle": BUNDLE_FILE,
+            "index_md_sha256": sha256_hex(rendered.markdown.as_bytes()),
+            "index_html_sha256": sha256_hex(rendered.html.as_bytes()),
+            "evidence_json_sha256": sha256_hex(rendered.json.as_bytes()),
+        }),
+    )?;
+    Ok(Outcome::Written {
+        evidence: evidence_dir,
+    })
+}
+
+/// The pinned keys of the runbook, as a trust anchor for verifying the assembled bundle.
+fn trust_from_runbook(runbook: &Runbook) -> Trust {
+    Trust {
+        auditor: TrustedKey::new(runbook.auditor.name.clone(), runbook.auditor.public_key),
+        operator: TrustedKey::new(runbook.operator.name.clone(), runbook.operator.public_key),
+    }
+}
+
+fn create_new_dir(path: &Path) -> Result<(), CeremonyError> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(|source| CeremonyError::Read {
+            path: parent.to_owned(),
+            source,
+        })?;
+    }
+    // create_dir fails when the folder exists, so evidence is never overwritten.
+    std::fs::create_dir(path).map_err(|source| CeremonyError::Read {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+pub(super) fn read(path: &Path) -> Result<Vec<u8>, CeremonyError> {
+    std::fs::read(path).map_err(|source| CeremonyError::Read {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+fn invalid(path: &Path, error: impl std::fmt::Display) -> CeremonyError {
+    CeremonyError::Invalid {
+        path: path.to_owned(),
+        message: error.to_string(),
+    }
+}
+
+pub(super) fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(bundle::document_digest(bytes))
+}

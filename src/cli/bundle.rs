@@ -1,0 +1,183 @@
+//! `fleet-ceremony bundle sign` and `bundle countersign`: the auditor's and the
+//! operator's steps.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use chrono::Utc;
+
+use crate::bundle::{
+    self, AuditorSignature, Ciphersuite, FleetKeyDocument, OperatorSignature, SigningRequest,
+};
+use crate::ceremony::{AUDITOR_SIGNATURE_FILE, OPERATOR_SIGNATURE_FILE};
+use crate::fsutil::write_new;
+use crate::hsm::{Library, Token, TokenSelector, sign};
+use crate::runbook::{self, Signer, TokenRef};
+
+/// Subcommands of `bundle`.
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Auditor: sign a signing request with an Ed25519 key file, offline.
+    Sign(SignArgs),
+    /// Operator: counter-sign the auditor's signature with the runbook's operator key.
+    Countersign(CountersignArgs),
+}
+
+/// Arguments of `bundle sign`.
+#[derive(Debug, clap::Args)]
+pub struct SignArgs {
+    /// The signing request (signing-request.json).
+    #[arg(long)]
+    pub request: PathBuf,
+    /// The fleet-key document it names (fleet-key.json).
+    #[arg(long)]
+    pub document: PathBuf,
+    /// The auditor's Ed25519 private key, PKCS#8 PEM.
+    #[arg(long)]
+    pub key: PathBuf,
+    /// Where to write the auditor signature; must not exist.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Encoding of the signed statement: protobuf (0x0001) or bincode (0x0002).
+    #[arg(long, default_value = "protobuf", value_parser = ["protobuf", "bincode"])]
+    pub ciphersuite: String,
+}
+
+/// Arguments of `bundle countersign`.
+#[derive(Debug, clap::Args)]
+pub struct CountersignArgs {
+    /// The runbook of the ceremony; names the work folder and the operator's key.
+    pub runbook: PathBuf,
+    /// Read the operator token's user PIN from the first line of standard input.
+    #[arg(long)]
+    pub pin_stdin: bool,
+}
+
+/// Runs a `bundle` subcommand.
+pub fn run(command: Command) -> anyhow::Result<u8> {
+    match command {
+        Command::Sign(args) => sign_request(&args),
+        Command::Countersign(args) => countersign(&args),
+    }
+}
+
+fn sign_request(args: &SignArgs) -> anyhow::Result<u8> {
+    let request_bytes = std::fs::read(&args.request)
+        .with_context(|| format!("cannot read {}", args.request.display()))?;
+    let request = SigningRequest::from_json_bytes(&request_bytes)
+        .with_context(|| format!("{} is not a signing request", args.request.display()))?;
+    let document_bytes = std::fs::read(&args.document)
+        .with_context(|| format!("cannot read {}", args.document.display()))?;
+    let document = FleetKeyDocument::from_json_bytes(&document_bytes)
+        .with_context(|| format!("{} is not a fleet-key document", args.document.display()))?;
+    document
+        .check_keys()
+        .with_context(|| format!("{} names an invalid fleet key", args.document.display()))?;
+
+    eprintln!(
+        "signing request for fleet {} (namespace {}, epoch {})",
+        request.fleet_id, request.namespace, request.epoch
+    );
+    eprintln!("document SHA-256: {}", request.document_sha256);
+    for key in &request.keys {
+        eprintln!(
+            "fleet key {} ({}): {}",
+            key.label, key.algorithm, key.fingerprint
+        );
+    }
+
+    let key = bundle::read_ed25519_key_file(&args.key)?;
+    let ciphersuite = if args.ciphersuite == "bincode" {
+        Ciphersuite::Bincode
+    } else {
+        Ciphersuite::Protobuf
+    };
+    let timestamp_ms =
+        u64::try_from(Utc::now().timestamp_millis()).context("the system clock is before 1970")?;
+    let signature =
+        bundle::sign_request(&request, &document_bytes, &key, ciphersuite, timestamp_ms)?;
+    write_new(&args.out, &signature.to_json_bytes(), false)?;
+    eprintln!(
+        "auditor signature written; auditor key {}",
+        signature.key_id
+    );
+    println!("{}", args.out.display());
+    Ok(super::EXIT_OK)
+}
+
+fn countersign(args: &CountersignArgs) -> anyhow::Result<u8> {
+    let runbook = runbook::load(&args.runbook)?;
+    let work = &runbook.outputs.work_dir;
+    let auditor_path = work.join(AUDITOR_SIGNATURE_FILE);
+    let out = work.join(OPERATOR_SIGNATURE_FILE);
+    let auditor_bytes = std::fs::read(&auditor_path).with_context(|| {
+        format!(
+            "cannot read {}\nhint: the auditor's `bundle sign` writes it",
+            auditor_path.display()
+        )
+    })?;
+    let auditor = AuditorSignature::from_json_bytes(&auditor_bytes)
+        .with_context(|| format!("{} is not an auditor signature", auditor_path.display()))?;
+
+    // The operator vouches only for a valid auditor signature over this ceremony's document.
+    let document_path = runbook.outputs.fleet_key_document();
+    let document_bytes = std::fs::read(&document_path)
+        .with_context(|| format!("cannot read {}", document_path.display()))?;
+    let digest = hex::encode(bundle::document_digest(&document_bytes));
+    if auditor.digest != digest {
+        bail!(
+            "{} signs digest {}, but {} has digest {digest}",
+            auditor_path.display(),
+            auditor.digest,
+            document_path.display()
+        );
+    }
+    let auditor_signature = auditor.signature()?;
+    auditor
+        .statement()?
+        .verify(&runbook.auditor.public_key, &auditor_signature)
+        .with_context(|| {
+            format!(
+                "{}: the auditor signature does not verify with the runbook's auditor key",
+                auditor_path.display()
+            )
+        })?;
+
+    let message = bundle::countersigned_message(&auditor_signature);
+    let signature = match &runbook.operator.signer {
+        Signer::KeyFile(path) => {
+            let key = bundle::read_ed25519_key_file(path)?;
+            bundle::countersign_with_key(&key, &auditor_signature)
+        }
+        Signer::Pkcs11 {
+            module,
+            token,
+            key_label,
+        } => {
+            let library = Library::load(module)?;
+            let selector = match token {
+                TokenRef::Label(label) => TokenSelector::Label(label.clone()),
+                TokenRef::Serial(serial) => TokenSelector::Serial(serial.clone()),
+            };
+            let token = Token::find(&library, &selector)?;
+            let pin = super::pin::read_pin(
+                &format!("user PIN of token {}: ", token.label),
+                args.pin_stdin,
+            )?;
+            let session = token.login_user(&pin)?;
+            let bytes = sign::sign_ed25519(&session, &token, key_label, &message)?;
+            ed25519_dalek::Signature::from_bytes(&bytes)
+        }
+    };
+    bundle::verify_countersignature(&runbook.operator.public_key, &auditor_signature, &signature)
+        .context("the operator key does not match the operator public key in the runbook")?;
+
+    let operator = OperatorSignature::from_signature(&signature, &runbook.operator.public_key);
+    write_new(&out, &operator.to_json_bytes(), false)?;
+    eprintln!(
+        "counter-signature written; operator key {}",
+        operator.key_id
+    );
+    println!("{}", out.display());
+    Ok(super::EXIT_OK)
+}

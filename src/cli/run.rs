@@ -1,0 +1,100 @@
+//! `fleet-ceremony run`: run a ceremony, or continue it once the signatures are back.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+
+use anyhow::bail;
+
+use crate::ceremony::{self, CeremonyError, Outcome, Stage, preflight};
+use crate::runbook::{self, Runbook};
+
+/// Arguments of `run`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Runbook file (YAML).
+    pub runbook: PathBuf,
+    /// Skip the typed confirmation before the HSMs are changed (for scripted rehearsals).
+    #[arg(long)]
+    pub yes: bool,
+}
+
+/// Starts the ceremony, or assembles the bundle and evidence when the signatures are back.
+pub fn run(args: &Args) -> anyhow::Result<u8> {
+    let runbook = runbook::load(&args.runbook)?;
+    match ceremony::stage(&runbook)? {
+        Stage::NotStarted => start(&runbook, args.yes),
+        Stage::AwaitingSignatures => finish(&runbook),
+        Stage::Interrupted { last_action } => Err(CeremonyError::Interrupted {
+            last_action,
+            transcript: runbook.outputs.transcript(),
+        }
+        .into()),
+        Stage::Finished => Err(CeremonyError::Finished {
+            evidence: runbook.outputs.fleet_evidence_dir(&runbook.fleet.id),
+        }
+        .into()),
+    }
+}
+
+fn start(runbook: &Runbook, yes: bool) -> anyhow::Result<u8> {
+    eprint!("{}", runbook.plan());
+    let problems = preflight::check(runbook);
+    if !problems.is_empty() {
+        for problem in &problems {
+            eprintln!("problem: {problem}");
+        }
+        return Err(CeremonyError::Preflight {
+            count: problems.len(),
+        }
+        .into());
+    }
+    if !yes {
+        confirm(&runbook.fleet.id)?;
+    }
+
+    let deployed = ceremony::deploy(runbook)?;
+    eprintln!(
+        "fleet key fingerprint (SHA-256 of the SPKI): {}",
+        deployed.fingerprint
+    );
+    eprintln!(
+        "next: the auditor signs {} with `fleet-ceremony bundle sign`, the operator counter-signs with `fleet-ceremony bundle countersign`; then run this command again",
+        deployed.signing_request.display()
+    );
+    finish(runbook)
+}
+
+fn finish(runbook: &Runbook) -> anyhow::Result<u8> {
+    match ceremony::finish(runbook)? {
+        Outcome::Waiting { missing } => {
+            for path in missing {
+                eprintln!("waiting for {}", path.display());
+            }
+            Ok(super::EXIT_WAITING)
+        }
+        Outcome::Written { evidence } => {
+            eprintln!("bundle verified and evidence written");
+            println!("{}", evidence.display());
+            Ok(super::EXIT_OK)
+        }
+    }
+}
+
+/// Asks the officer to type the fleet id before any HSM is changed.
+fn confirm(fleet_id: &str) -> anyhow::Result<()> {
+    if !std::io::stdin().is_terminal() {
+        bail!(
+            "confirmation needed before the HSMs are changed, but standard input is not a terminal\nhint: pass --yes for a scripted rehearsal"
+        );
+    }
+    eprint!(
+        "This initialises the tokens above and generates the fleet key. Type the fleet id ({fleet_id}) to go on: "
+    );
+    std::io::stderr().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    if answer.trim() != fleet_id {
+        return Err(CeremonyError::NotConfirmed.into());
+    }
+    Ok(())
+}
