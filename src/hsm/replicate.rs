@@ -283,6 +283,7 @@ fn unwrap_on_member(
         Attribute::Sign(true),
         Attribute::Decrypt(false),
         Attribute::Derive(false),
+        Attribute::Unwrap(false),
         Attribute::Label(key.label.as_bytes().to_vec()),
         Attribute::Id(key.id.to_vec()),
     ];
@@ -312,6 +313,8 @@ fn copy_public_key(
         Attribute::Token(true),
         Attribute::Private(false),
         Attribute::Verify(true),
+        Attribute::Encrypt(false),
+        Attribute::Wrap(false),
         Attribute::Label(key.label.as_bytes().to_vec()),
         Attribute::Id(key.id.to_vec()),
     ];
