@@ -26,7 +26,7 @@ pub enum CeremonyError {
         /// The member concerned.
         member: String,
         /// The HSM error.
-        source: HsmError,
+        source: Box<HsmError>,
     },
     /// Shares could not be made or checked.
     #[error("step \"split credentials\" failed: {0}")]
@@ -89,7 +89,7 @@ impl CeremonyError {
         move |source| CeremonyError::Hsm {
             step,
             member: member.to_owned(),
-            source,
+            source: Box::new(source),
         }
     }
 }
