@@ -38,6 +38,18 @@ fn store() -> &'static Library {
             // SAFETY: set before any thread of this test binary loads SoftHSM, which
             // reads the variable once when it is initialised.
             unsafe { std::env::set_var("SOFTHSM2_CONF", &conf) };
+            // Two tokens with the same label, made by another process before this one
+            // loads SoftHSM, so that they are visible to it.
+            for _ in 0..2 {
+                let status = Command::new("softhsm2-util")
+                    .args(["--init-token", "--free", "--label", "twin"])
+                    .args(["--so-pin", "12345678", "--pin", "12345678"])
+                    .env("SOFTHSM2_CONF", &conf)
+                    .stdout(std::process::Stdio::null())
+                    .status()
+                    .expect("softhsm2-util runs");
+                assert!(status.success(), "softhsm2-util failed");
+            }
             let library =
                 Library::load(Path::new(hsm::SOFTHSM_MODULE)).expect("SoftHSM module loads");
             Store { _dir: dir, library }
@@ -242,6 +254,60 @@ fn find_one_rejects_missing_key() {
         keys::find_one(&session, &token, "absent", ObjectClass::PRIVATE_KEY).expect_err("no key");
     assert!(
         matches!(error, HsmError::KeyCount { count: 0, .. }),
+        "{error}"
+    );
+}
+
+#[test]
+fn find_rejects_two_tokens_with_one_label() {
+    let error = Token::find(store(), &hsm::TokenSelector::Label("twin".into()))
+        .expect_err("two tokens match");
+    assert!(
+        matches!(error, HsmError::AmbiguousToken { count: 2, .. }),
+        "{error}"
+    );
+    assert!(
+        error.to_string().contains("never picks one silently"),
+        "{error}"
+    );
+}
+
+#[test]
+fn find_one_rejects_two_keys_with_one_label() {
+    let token = new_token("two-keys");
+    let session = token.login_user(&pin("user-pin-1234")).expect("login");
+    let pair = keys::generate(
+        &session,
+        &token,
+        KeyAlgorithm::EcdsaP256,
+        "twin-key",
+        b"a",
+        false,
+    )
+    .expect("key generates");
+    // A second public key object with the same label, as another tool could leave behind.
+    let attributes = session
+        .get_attributes(
+            pair.public,
+            &[
+                cryptoki::object::AttributeType::EcParams,
+                cryptoki::object::AttributeType::EcPoint,
+            ],
+        )
+        .expect("read public key");
+    let mut template = vec![
+        cryptoki::object::Attribute::Class(ObjectClass::PUBLIC_KEY),
+        cryptoki::object::Attribute::KeyType(cryptoki::object::KeyType::EC),
+        cryptoki::object::Attribute::Token(true),
+        cryptoki::object::Attribute::Label(b"twin-key".to_vec()),
+    ];
+    template.extend(attributes);
+    session.create_object(&template).expect("second object");
+
+    let error = keys::find_one(&session, &token, "twin-key", ObjectClass::PUBLIC_KEY)
+        .expect_err("two public keys");
+    assert!(
+        matches!(error, HsmError::KeyCount { count: 2, .. }),
         "{error}"
     );
 }

@@ -255,6 +255,26 @@ mod tests {
     }
 
     #[test]
+    fn locked_pin_has_plain_summary_and_hint() {
+        let error = HsmError::Pkcs11 {
+            token: "fleet-2".into(),
+            action: "log in as user",
+            function: Function::Login,
+            rv: RvError::PinLocked,
+        };
+        let text = error.to_string();
+        assert!(
+            text.starts_with("the PIN is locked on token \"fleet-2\""),
+            "{text}"
+        );
+        assert!(text.contains("C_Login returned CKR_PIN_LOCKED"), "{text}");
+        assert!(
+            text.contains("hint: the security officer must unlock the PIN"),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn pkcs11_error_names_token_function_and_code() {
         let error = HsmError::Pkcs11 {
             token: "fleet-1".into(),
