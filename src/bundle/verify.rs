@@ -32,7 +32,7 @@ pub const CHECK_OPERATOR_KEY_ID: &str = "operator key id";
 pub const CHECK_OPERATOR_COUNTERSIGNATURE: &str = "operator counter-signature";
 
 /// The outcome of one verification check.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Check {
     /// Name of the check, one of the `CHECK_*` constants.
     pub name: &'static str,
@@ -43,7 +43,7 @@ pub struct Check {
 }
 
 /// The checks run on a bundle, in order. Checks stop after the first failure.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Report {
     /// The checks that ran.
     pub checks: Vec<Check>,

@@ -12,15 +12,29 @@ pub struct Args {
     /// Trust file with the pinned auditor and operator keys.
     #[arg(long)]
     pub trust: PathBuf,
+    /// Print the report as JSON on standard output instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Prints each check; exits 3 when one fails.
 pub fn run(args: &Args) -> anyhow::Result<u8> {
     let trust = Trust::load(&args.trust)?;
     let report = bundle::verify_path(&args.path, &trust);
-    print!("{report}");
+    if args.json {
+        let json = serde_json::json!({
+            "path": args.path.display().to_string(),
+            "verified": report.passed(),
+            "checks": report.checks,
+        });
+        println!("{}", serde_json::to_string_pretty(&json)?);
+    } else {
+        print!("{report}");
+    }
     if report.passed() {
-        println!("bundle verified");
+        if !args.json {
+            println!("bundle verified");
+        }
         Ok(super::EXIT_OK)
     } else {
         eprintln!(
