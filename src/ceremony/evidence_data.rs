@@ -98,14 +98,6 @@ pub(super) fn build(
         .members
         .iter()
         .map(|member| {
-            let values: Vec<String> = attribute_names
-                .iter()
-                .map(|name| match member.key_attributes.get(name) {
-                    Some(Value::Bool(value)) => value.to_string(),
-                    Some(other) => other.to_string(),
-                    None => "not reported".to_owned(),
-                })
-                .collect();
             json!({
                 "name": member.name,
                 "site": member.site,
@@ -117,8 +109,23 @@ pub(super) fn build(
                 "attested": member.attested,
                 "attestation": if member.attested { "attested" } else { "not hardware-attested" },
                 "key_attributes": member.key_attributes,
-                "attribute_values": values,
             })
+        })
+        .collect();
+    // One row per attribute and one column per member, so the table stays narrow.
+    let attribute_rows: Vec<Value> = attribute_names
+        .iter()
+        .map(|name| {
+            let values: Vec<String> = document
+                .members
+                .iter()
+                .map(|member| match member.key_attributes.get(name) {
+                    Some(Value::Bool(value)) => value.to_string(),
+                    Some(other) => other.to_string(),
+                    None => "not reported".to_owned(),
+                })
+                .collect();
+            json!({"name": name, "values": values})
         })
         .collect();
 
@@ -149,7 +156,7 @@ pub(super) fn build(
             "fingerprint": key.fingerprint,
         },
         "members": members,
-        "attribute_names": attribute_names,
+        "attribute_rows": attribute_rows,
         "attestation_note": "No member of this fleet is hardware-attested: SoftHSM is a software token and produces no attestation. The key attributes above are what each token reported; nothing outside the tokens vouches for them.",
         "custodians": {
             "threshold": document.custodians.threshold,

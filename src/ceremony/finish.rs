@@ -129,6 +129,11 @@ pub fn finish(runbook: &Runbook) -> Result<Outcome, CeremonyError> {
         rendered.json.as_bytes(),
         false,
     )?;
+    write_new(
+        &evidence_dir.join("diagram.svg"),
+        rendered.svg.as_bytes(),
+        false,
+    )?;
 
     transcript.append(
         ACTION_EVIDENCE_WRITTEN,

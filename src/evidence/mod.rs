@@ -1,6 +1,8 @@
 //! Rendering the published evidence of a ceremony: Markdown for the blog, one
 //! self-contained HTML page, and the same data as JSON.
 
+pub mod diagram;
+
 use handlebars::Handlebars;
 use serde_json::Value;
 
@@ -45,6 +47,8 @@ pub struct Rendered {
     pub html: String,
     /// `evidence.json`.
     pub json: String,
+    /// `diagram.svg`, also inlined in the HTML.
+    pub svg: String,
 }
 
 /// Renders the evidence from `data` with the given templates.
@@ -52,15 +56,24 @@ pub struct Rendered {
 /// Both templates render in strict mode, so a field that the data lacks is an error, not
 /// an empty cell. Text is HTML-escaped in HTML and Markdown-escaped in Markdown; triple
 /// braces in a template opt out, for values such as PEM blocks placed in code blocks.
+///
+/// The templates also see `diagram_svg`, the picture from [`diagram::render`], which is
+/// not part of `evidence.json`.
 pub fn render(data: &Value, markdown: &str, html: &str) -> Result<Rendered, EvidenceError> {
-    let markdown = render_one(data, markdown, "Markdown", escape_markdown)?;
-    let html = render_one(data, html, "HTML", handlebars::html_escape)?;
+    let svg = diagram::render(data);
+    let mut context = data.clone();
+    if let Value::Object(map) = &mut context {
+        map.insert("diagram_svg".to_owned(), Value::String(svg.clone()));
+    }
+    let markdown = render_one(&context, markdown, "Markdown", escape_markdown)?;
+    let html = render_one(&context, html, "HTML", handlebars::html_escape)?;
     let mut json = serde_json::to_string_pretty(data)?;
     json.push('\n');
     Ok(Rendered {
         markdown,
         html,
         json,
+        svg,
     })
 }
 
@@ -93,9 +106,15 @@ fn render_one(
 /// row or start a block. The ASCII punctuation that opens inline syntax (emphasis, code,
 /// links, images, raw HTML, entities, strikethrough, table pipes) gets a backslash.
 pub fn escape_markdown(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
     let mut escaped = String::with_capacity(text.len());
-    for c in text.chars() {
+    for (index, &c) in chars.iter().enumerate() {
         match c {
+            // An underscore between two letters or digits never opens emphasis in
+            // CommonMark, so names such as CKA_SIGN stay readable as plain text.
+            '_' if is_word(chars.get(index.wrapping_sub(1))) && is_word(chars.get(index + 1)) => {
+                escaped.push(c);
+            }
             '\\' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '|' | '~' | '&' | '!' | '#' => {
                 escaped.push('\\');
                 escaped.push(c);
@@ -105,6 +124,10 @@ pub fn escape_markdown(text: &str) -> String {
         }
     }
     escaped
+}
+
+fn is_word(c: Option<&char>) -> bool {
+    c.is_some_and(|c| c.is_alphanumeric())
 }
 
 #[cfg(test)]
@@ -123,6 +146,15 @@ mod tests {
         let escaped = escape_markdown("![x](https://example.org/t.png) [y](z)");
         assert!(escaped.starts_with(r"\!\[x\]("), "{escaped}");
         assert!(escaped.ends_with(r"\[y\](z)"), "{escaped}");
+    }
+
+    #[test]
+    fn markdown_escape_keeps_intraword_underscores() {
+        assert_eq!(
+            escape_markdown("CKA_NEVER_EXTRACTABLE"),
+            "CKA_NEVER_EXTRACTABLE"
+        );
+        assert_eq!(escape_markdown("_a_ b_"), r"\_a\_ b\_");
     }
 
     #[test]
