@@ -19,6 +19,8 @@ pub mod demo;
 #[cfg(feature = "ceremony")]
 pub mod evidence;
 #[cfg(feature = "ceremony")]
+pub mod fault;
+#[cfg(feature = "ceremony")]
 pub mod fsutil;
 #[cfg(feature = "ceremony")]
 pub mod hsm;

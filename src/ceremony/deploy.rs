@@ -1,22 +1,30 @@
-//! The HSM part of a deployment: tokens, fleet key, replication, shares, and the
-//! documents handed to the auditor.
+//! The HSM part of a deployment: shares, tokens, fleet key, replication, and the
+//! documents handed to the auditor. Each step is recorded in the transcript when it is
+//! done, and a resumed run checks the HSMs against those records before it goes on.
+//!
+//! The shares are written before any token is touched, so that the PINs of every token
+//! the ceremony initialised can be recovered by a quorum of custodians, whatever the
+//! point at which a run stopped.
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
-use chrono::{SecondsFormat, Utc};
+use chrono::{DateTime, SecondsFormat, Utc};
+use cryptoki::object::ObjectClass;
 use cryptoki::session::Session;
 use rand::RngCore;
 use serde_json::{Value, json};
 
-use super::{ACTION_REQUEST_WRITTEN, CeremonyError};
+use super::CeremonyError;
+use super::progress::{Progress, action};
 use crate::bundle::{
     self, CustodianSummary, FleetKeyDocument, KeyEntry, MemberEntry, SigningRequest,
 };
 use crate::fsutil::write_new;
 use crate::hsm::replicate::{self, OriginKey, Side};
-use crate::hsm::{self, Library, Token, keys};
-use crate::runbook::{self, Runbook, TokenRef};
-use crate::shares::{self, CredentialSet, CustodianRecipient, ShareContext};
+use crate::hsm::{self, HsmError, Library, Token, TokenSelector, keys};
+use crate::runbook::{self, Member, Runbook, TokenRef};
+use crate::shares::{self, CredentialSet, CustodianRecipient, MemberCredentials, ShareContext};
 use crate::transcript::Transcript;
 
 /// Name and version of this tool, as recorded in documents.
@@ -30,7 +38,7 @@ pub struct Deployed {
     /// Fingerprint of the fleet key.
     pub fingerprint: String,
     /// The signing request for the auditor.
-    pub signing_request: std::path::PathBuf,
+    pub signing_request: PathBuf,
 }
 
 /// One member's token and a user session on it.
@@ -39,25 +47,47 @@ struct Opened {
     session: Session,
 }
 
-/// Runs the HSM part of a deployment: initialises tokens, generates the fleet key on the
-/// origin, replicates and locks it, splits the credentials among the custodians, and
-/// writes the fleet-key document and signing request. Every action goes to the
-/// transcript. The caller has run the preflight checks.
+/// The state shared by the steps of one run.
+struct Run<'a> {
+    runbook: &'a Runbook,
+    transcript: Transcript,
+    progress: Progress,
+    credentials: CredentialSet,
+    ceremony: String,
+    started_at: DateTime<Utc>,
+}
+
+/// Starts a new ceremony: writes the shares, initialises the tokens, generates,
+/// replicates and locks the fleet key, and writes the fleet-key document and signing
+/// request. The caller has run the preflight checks.
 pub fn deploy(runbook: &Runbook) -> Result<Deployed, CeremonyError> {
-    let started = Utc::now();
+    let started_at = Utc::now();
     let ceremony = format!(
         "{}-e{}-{}",
         runbook.fleet.id,
         runbook.fleet.epoch,
-        started.format("%Y%m%dT%H%M%SZ")
+        started_at.format("%Y%m%dT%H%M%SZ")
     );
     std::fs::create_dir_all(&runbook.outputs.work_dir).map_err(|source| CeremonyError::Read {
         path: runbook.outputs.work_dir.clone(),
         source,
     })?;
-    let mut transcript = Transcript::create(&runbook.outputs.transcript())?;
-    transcript.append(
-        "ceremony started",
+    let transcript = Transcript::create(&runbook.outputs.transcript())?;
+    let member_labels: Vec<(String, String)> = runbook
+        .members
+        .iter()
+        .map(|member| (member.name.clone(), token_label(&member.token)))
+        .collect();
+    let mut run = Run {
+        runbook,
+        transcript,
+        progress: Progress::default(),
+        credentials: CredentialSet::generate(&member_labels),
+        ceremony: ceremony.clone(),
+        started_at,
+    };
+    run.record(
+        action::STARTED,
         json!({
             "ceremony": ceremony,
             "runbook": runbook.path.display().to_string(),
@@ -68,96 +98,215 @@ pub fn deploy(runbook: &Runbook) -> Result<Deployed, CeremonyError> {
             "tool": TOOL,
         }),
     )?;
+    run.write_shares()?;
+    run.hsm_steps()
+}
 
-    let member_labels: Vec<(String, String)> = runbook
-        .members
-        .iter()
-        .map(|member| (member.name.clone(), token_label(&member.token)))
-        .collect();
-    let credentials = CredentialSet::generate(&member_labels);
-
-    let opened = open_members(runbook, &credentials, &mut transcript)?;
-    let (spki_pem, fingerprint, attributes) = make_fleet_key(runbook, &opened, &mut transcript)?;
-
-    write_shares(runbook, &ceremony, &credentials, &mut transcript)?;
-    drop(credentials);
-
-    let document = FleetKeyDocument {
-        format: bundle::DOCUMENT_FORMAT.to_owned(),
-        fleet_id: runbook.fleet.id.clone(),
-        namespace: runbook.fleet.namespace.clone(),
-        epoch: runbook.fleet.epoch,
-        created_at: started,
-        keys: vec![KeyEntry {
-            role: "fleet".to_owned(),
-            label: runbook.fleet_key.label.clone(),
-            algorithm: runbook.fleet_key.algorithm.as_str().to_owned(),
-            spki_pem,
-            fingerprint: fingerprint.clone(),
-        }],
-        members: member_entries(runbook, &opened, attributes),
-        custodians: CustodianSummary {
-            threshold: runbook.custodians.threshold,
-            names: runbook
-                .custodians
-                .people
-                .iter()
-                .map(|c| c.name.clone())
-                .collect(),
-        },
-        transcript_sha256: transcript.digest(),
-        runbook_sha256: runbook.sha256().to_owned(),
-        tool: TOOL.to_owned(),
+/// Continues an interrupted ceremony with the credentials a quorum of custodians
+/// recovered. Every step the transcript records is checked against the HSMs; objects and
+/// outputs that an interrupted step left without a record are removed or moved aside, and
+/// the step runs again.
+pub fn resume(runbook: &Runbook, credentials: CredentialSet) -> Result<Deployed, CeremonyError> {
+    let (transcript, progress) = check_resumable(runbook)?;
+    let last_action = Progress::last_action(transcript.records());
+    let (Some(ceremony), Some(started_at)) = (progress.ceremony.clone(), progress.started_at)
+    else {
+        return Err(CeremonyError::CannotResume {
+            reason: "the transcript has no start record".into(),
+        });
     };
-    let document_bytes = document.to_json_bytes();
-    let document_path = runbook.outputs.fleet_key_document();
-    write_new(&document_path, &document_bytes, false)?;
-    let document_sha256 = hex::encode(bundle::document_digest(&document_bytes));
-    transcript.append(
-        "fleet-key document written",
-        json!({"file": runbook::FLEET_KEY_FILE, "sha256": document_sha256}),
-    )?;
-
-    let request = SigningRequest::for_document(&document, &document_bytes, Utc::now());
-    let request_path = runbook.outputs.signing_request();
-    write_new(&request_path, &request.to_json_bytes(), false)?;
-    transcript.append(
-        ACTION_REQUEST_WRITTEN,
-        json!({"file": runbook::SIGNING_REQUEST_FILE, "document_sha256": document_sha256}),
-    )?;
-    tracing::info!(file = %request_path.display(), "signing request written; waiting for the auditor");
-
-    Ok(Deployed {
-        ceremony,
-        fingerprint,
-        signing_request: request_path,
-    })
-}
-
-fn token_label(token: &TokenRef) -> String {
-    match token {
-        TokenRef::Label(label) | TokenRef::Serial(label) => label.clone(),
+    if progress.credential_set.as_deref() != Some(credentials.id.as_str()) {
+        return Err(CeremonyError::CannotResume {
+            reason: format!(
+                "the shares given are of credential set {}, but this ceremony's is {}",
+                credentials.id,
+                progress.credential_set.as_deref().unwrap_or("unknown")
+            ),
+        });
     }
+
+    let mut run = Run {
+        runbook,
+        transcript,
+        progress,
+        credentials,
+        ceremony,
+        started_at,
+    };
+    run.record(action::RESUMED, json!({"after": last_action}))?;
+    run.hsm_steps()
 }
 
-/// Initialises every member's token and logs in as the user.
-fn open_members(
-    runbook: &Runbook,
-    credentials: &CredentialSet,
-    transcript: &mut Transcript,
-) -> Result<Vec<Opened>, CeremonyError> {
-    let mut opened = Vec::with_capacity(runbook.members.len());
-    for (member, pins) in runbook.members.iter().zip(&credentials.members) {
-        let step = "initialise token";
-        let on_error = || CeremonyError::hsm(step, &member.name);
-        let library = Library::load(&member.module).map_err(on_error())?;
-        let label = token_label(&member.token);
+/// Checks, before any share is decrypted, that the ceremony can be resumed; returns its
+/// transcript and progress.
+pub fn check_resumable(runbook: &Runbook) -> Result<(Transcript, Progress), CeremonyError> {
+    let transcript = Transcript::open(&runbook.outputs.transcript())?;
+    let progress = Progress::from_records(transcript.records());
+    let last_action = Progress::last_action(transcript.records());
+    if progress.abandoned || progress.request_written {
+        return Err(CeremonyError::CannotResume {
+            reason: format!("the ceremony is past the HSM steps (last action: {last_action})"),
+        });
+    }
+    if progress.shares_written.len() < runbook.custodians.people.len() {
+        return Err(CeremonyError::CannotResume {
+            reason: "the run stopped while the shares were being written, before any token was changed, so its PINs are lost\nhint: run `fleet-ceremony abandon`, then start a new ceremony in a new work folder".into(),
+        });
+    }
+    Ok((transcript, progress))
+}
 
-        tracing::info!(member = %member.name, token = %label, "initialising token");
-        let token =
-            Token::initialise(&library, &label, &pins.so_pin, &pins.user_pin).map_err(on_error())?;
-        transcript.append(
-            "token initialised",
+impl Run<'_> {
+    /// Appends a record, then gives tests the chance to stop the process.
+    fn record(&mut self, name: &str, details: Value) -> Result<(), CeremonyError> {
+        let record = self.transcript.append(name, details)?;
+        crate::fault::kill_point(&format!("record-{}", record.seq));
+        Ok(())
+    }
+
+    fn hsm_steps(mut self) -> Result<Deployed, CeremonyError> {
+        let opened = self.open_members()?;
+        let (spki_pem, fingerprint) = self.fleet_key(&opened)?;
+        let attributes = self.check_members(&opened)?;
+        self.write_document(&opened, spki_pem, &fingerprint, attributes)?;
+        Ok(Deployed {
+            ceremony: self.ceremony,
+            fingerprint,
+            signing_request: self.runbook.outputs.signing_request(),
+        })
+    }
+
+    /// Splits the PINs among the custodians and writes every share file.
+    fn write_shares(&mut self) -> Result<(), CeremonyError> {
+        let runbook = self.runbook;
+        let context = ShareContext {
+            ceremony: self.ceremony.clone(),
+            fleet: runbook.fleet.id.clone(),
+        };
+        let custodians: Vec<CustodianRecipient> = runbook
+            .custodians
+            .people
+            .iter()
+            .map(|person| CustodianRecipient {
+                name: person.name.clone(),
+                recipient: person.recipient.text.clone(),
+            })
+            .collect();
+        let files = shares::split(
+            &self.credentials,
+            &context,
+            &custodians,
+            runbook.custodians.threshold,
+        )?;
+        self.record(
+            action::SPLIT,
+            json!({
+                "credential_set": self.credentials.id,
+                "threshold": runbook.custodians.threshold,
+                "count": files.len(),
+                "recombination_checked": true,
+            }),
+        )?;
+
+        for file in files {
+            let path = runbook.outputs.share_file(&file.custodian);
+            write_new(&path, &file.armored, true)?;
+            self.record(
+                action::SHARE_WRITTEN,
+                json!({
+                    "custodian": file.custodian,
+                    "index": file.index,
+                    "file": path.display().to_string(),
+                    "sha256": super::finish::sha256_hex(&file.armored),
+                }),
+            )?;
+        }
+        Ok(())
+    }
+
+    fn pins(&self, member: &Member) -> Result<&MemberCredentials, CeremonyError> {
+        self.credentials
+            .members
+            .iter()
+            .find(|entry| entry.member == member.name)
+            .ok_or_else(|| CeremonyError::CannotResume {
+                reason: format!("the credentials hold no PINs for member {}", member.name),
+            })
+    }
+
+    /// Initialises each member's token, or finds the one an earlier run initialised, and
+    /// logs in as the user.
+    fn open_members(&mut self) -> Result<Vec<Opened>, CeremonyError> {
+        let mut opened = Vec::with_capacity(self.runbook.members.len());
+        for member in &self.runbook.members {
+            let token = self.prepare_token(member)?;
+            let pins = self.pins(member)?;
+            let session = token
+                .login_user(&pins.user_pin)
+                .map_err(CeremonyError::hsm("log in", &member.name))?;
+            opened.push(Opened { token, session });
+        }
+        Ok(opened)
+    }
+
+    fn prepare_token(&mut self, member: &Member) -> Result<Token, CeremonyError> {
+        let step = "initialise token";
+        let label = token_label(&member.token);
+        let library =
+            Library::load(&member.module).map_err(CeremonyError::hsm(step, &member.name))?;
+        let found = match Token::find(&library, &TokenSelector::Label(label.clone())) {
+            Ok(token) => Some(token),
+            Err(HsmError::TokenNotFound { .. }) => None,
+            Err(error) => return Err(CeremonyError::hsm(step, &member.name)(error)),
+        };
+
+        if let Some(serial) = self.progress.tokens.get(&member.name) {
+            let token = found.ok_or_else(|| CeremonyError::StateMismatch {
+                member: member.name.clone(),
+                detail: format!("the transcript records token \"{label}\" (serial {serial}), but it is not present"),
+            })?;
+            if &token.serial != serial {
+                return Err(CeremonyError::StateMismatch {
+                    member: member.name.clone(),
+                    detail: format!(
+                        "token \"{label}\" has serial {}, but the transcript records serial {serial}",
+                        token.serial
+                    ),
+                });
+            }
+            return Ok(token);
+        }
+
+        let pins = self.pins(member)?;
+        let (token, found_after_interruption) = match found {
+            // The label was free when the ceremony started, so a token with it now was
+            // initialised by an interrupted run. Its SO PIN proves it.
+            Some(token) => {
+                if !token.user_pin_initialised {
+                    token
+                        .set_first_user_pin(&pins.so_pin, &pins.user_pin)
+                        .map_err(CeremonyError::hsm(step, &member.name))?;
+                } else {
+                    token
+                        .login_so(&pins.so_pin)
+                        .and_then(|session| {
+                            session
+                                .logout()
+                                .map_err(|error| HsmError::from_cryptoki(&label, "log out", error))
+                        })
+                        .map_err(CeremonyError::hsm(step, &member.name))?;
+                }
+                (token, true)
+            }
+            None => {
+                tracing::info!(member = %member.name, token = %label, "initialising token");
+                let token = Token::initialise(&library, &label, &pins.so_pin, &pins.user_pin)
+                    .map_err(CeremonyError::hsm(step, &member.name))?;
+                (token, false)
+            }
+        };
+        self.record(
+            action::TOKEN_INITIALISED,
             json!({
                 "member": member.name,
                 "site": member.site,
@@ -166,210 +315,377 @@ fn open_members(
                 "model": token.model,
                 "manufacturer": token.manufacturer,
                 "module": member.module.display().to_string(),
+                "found_after_interruption": found_after_interruption,
             }),
         )?;
-        let session = token
-            .login_user(&pins.user_pin)
-            .map_err(CeremonyError::hsm("log in", &member.name))?;
-        opened.push(Opened { token, session });
+        self.progress
+            .tokens
+            .insert(member.name.clone(), token.serial.clone());
+        Ok(token)
     }
-    Ok(opened)
-}
 
-type Attributes = BTreeMap<String, Value>;
+    /// Generates the fleet key on the origin, copies it to every other member and locks
+    /// it; returns its public key and fingerprint.
+    fn fleet_key(&mut self, opened: &[Opened]) -> Result<(String, String), CeremonyError> {
+        let runbook = self.runbook;
+        let algorithm = match runbook.fleet_key.algorithm {
+            runbook::KeyAlgorithm::EcdsaP256 => hsm::KeyAlgorithm::EcdsaP256,
+            runbook::KeyAlgorithm::Ed25519 => hsm::KeyAlgorithm::Ed25519,
+        };
+        let label = runbook.fleet_key.label.as_str();
+        let origin = &opened[0];
+        let origin_name = runbook.origin().name.clone();
+        let replicated = opened.len() > 1;
 
-/// Generates the fleet key on the origin, copies it to every other member, locks it,
-/// and returns its public key, fingerprint and each member's final key attributes.
-fn make_fleet_key(
-    runbook: &Runbook,
-    opened: &[Opened],
-    transcript: &mut Transcript,
-) -> Result<(String, String, Vec<Attributes>), CeremonyError> {
-    let algorithm = match runbook.fleet_key.algorithm {
-        runbook::KeyAlgorithm::EcdsaP256 => hsm::KeyAlgorithm::EcdsaP256,
-        runbook::KeyAlgorithm::Ed25519 => hsm::KeyAlgorithm::Ed25519,
-    };
-    let label = runbook.fleet_key.label.as_str();
-    let origin = &opened[0];
-    let origin_name = &runbook.origin().name;
-    let replicated = opened.len() > 1;
-    let mut id = [0u8; 16];
-    rand::rngs::OsRng.fill_bytes(&mut id);
+        let (pair, id, spki_pem, fingerprint) = match self.progress.key.clone() {
+            Some(recorded) => {
+                let step = "check fleet key";
+                let on_error = || CeremonyError::hsm(step, &origin_name);
+                let private = keys::find_one(
+                    &origin.session,
+                    &origin.token,
+                    label,
+                    ObjectClass::PRIVATE_KEY,
+                )
+                .map_err(on_error())?;
+                let public = keys::find_one(
+                    &origin.session,
+                    &origin.token,
+                    label,
+                    ObjectClass::PUBLIC_KEY,
+                )
+                .map_err(on_error())?;
+                let pem =
+                    keys::public_key_pem(&origin.session, &origin.token, label, public, algorithm)
+                        .map_err(on_error())?;
+                let fingerprint = fingerprint_of(runbook, &pem)?;
+                if fingerprint != recorded.fingerprint {
+                    return Err(CeremonyError::StateMismatch {
+                        member: origin_name,
+                        detail: format!(
+                            "the fleet key has fingerprint {fingerprint}, but the transcript records {}",
+                            recorded.fingerprint
+                        ),
+                    });
+                }
+                let id = hex::decode(&recorded.id).unwrap_or_default();
+                (keys::KeyPair { public, private }, id, pem, fingerprint)
+            }
+            None => self.generate(origin, algorithm, label, replicated)?,
+        };
 
-    // Generate on the origin; the key is extractable only while it is being replicated.
-    let step = "generate fleet key";
-    let pair = keys::generate(
-        &origin.session,
-        &origin.token,
-        algorithm,
-        label,
-        &id,
-        replicated,
-    )
-    .map_err(CeremonyError::hsm(step, origin_name))?;
-    let generated = keys::read_attributes(&origin.session, &origin.token, pair.private)
-        .map_err(CeremonyError::hsm(step, origin_name))?;
-    keys::check_attributes(&generated, &origin.token, label, true, replicated)
-        .map_err(CeremonyError::hsm(step, origin_name))?;
-    let spki_pem = keys::public_key_pem(
-        &origin.session,
-        &origin.token,
-        label,
-        pair.public,
-        algorithm,
-    )
-    .map_err(CeremonyError::hsm(step, origin_name))?;
-    let fleet_key =
-        bundle::fleet_key_from_spki_pem(&spki_pem).map_err(|error| CeremonyError::Invalid {
-            path: runbook.path.clone(),
-            message: format!("the origin returned an unusable public key: {error}"),
-        })?;
-    let fingerprint = fleet_key.fingerprint();
-    transcript.append(
-        "fleet key generated",
-        json!({
-            "member": origin_name,
-            "label": label,
-            "algorithm": algorithm.name(),
-            "fingerprint": fingerprint,
-            "attributes": generated,
-        }),
-    )?;
-
-    replicate_all(
-        runbook,
-        opened,
-        &OriginKey {
+        let origin_key = OriginKey {
             label,
             id: &id,
             private: pair.private,
             public: pair.public,
-        },
-        &fingerprint,
-        transcript,
-    )?;
-
-    if replicated {
-        keys::lock(&origin.session, &origin.token, pair.private)
-            .map_err(CeremonyError::hsm("lock fleet key", origin_name))?;
-        transcript.append(
-            "fleet key locked",
-            json!({"member": origin_name, "label": label}),
-        )?;
-    }
-
-    let mut attributes = Vec::with_capacity(opened.len());
-    for (member, open) in runbook.members.iter().zip(opened) {
-        let step = "check fleet key";
-        let private = keys::find_one(
-            &open.session,
-            &open.token,
-            label,
-            cryptoki::object::ObjectClass::PRIVATE_KEY,
-        )
-        .map_err(CeremonyError::hsm(step, &member.name))?;
-        let read = keys::read_attributes(&open.session, &open.token, private)
-            .map_err(CeremonyError::hsm(step, &member.name))?;
-        keys::check_attributes(&read, &open.token, label, member.origin, false)
-            .map_err(CeremonyError::hsm(step, &member.name))?;
-        attributes.push(read);
-    }
-    transcript.append(
-        "fleet key checked on every member",
-        json!({"members": runbook.members.iter().map(|m| &m.name).collect::<Vec<_>>(), "extractable": false}),
-    )?;
-    Ok((spki_pem, fingerprint, attributes))
-}
-
-fn replicate_all(
-    runbook: &Runbook,
-    opened: &[Opened],
-    key: &OriginKey<'_>,
-    fingerprint: &str,
-    transcript: &mut Transcript,
-) -> Result<(), CeremonyError> {
-    let origin = Side {
-        token: &opened[0].token,
-        session: &opened[0].session,
-    };
-    for (member, open) in runbook.members.iter().zip(opened).skip(1) {
-        tracing::info!(member = %member.name, "replicating the fleet key");
-        let target = Side {
-            token: &open.token,
-            session: &open.session,
         };
-        replicate::replicate(&origin, &target, key)
-            .map_err(CeremonyError::hsm("replicate fleet key", &member.name))?;
-        transcript.append(
-            "fleet key replicated",
+        self.replicate_all(opened, &origin_key, &fingerprint)?;
+
+        if replicated && !self.progress.locked {
+            keys::lock(&origin.session, &origin.token, pair.private)
+                .map_err(CeremonyError::hsm("lock fleet key", &origin_name))?;
+            self.record(
+                action::KEY_LOCKED,
+                json!({"member": origin_name, "label": label}),
+            )?;
+            self.progress.locked = true;
+        }
+        Ok((spki_pem, fingerprint))
+    }
+
+    fn generate(
+        &mut self,
+        origin: &Opened,
+        algorithm: hsm::KeyAlgorithm,
+        label: &str,
+        replicated: bool,
+    ) -> Result<(keys::KeyPair, Vec<u8>, String, String), CeremonyError> {
+        let origin_name = self.runbook.origin().name.clone();
+        self.remove_leftovers(origin, &origin_name, label)?;
+        let mut id = vec![0u8; 16];
+        rand::rngs::OsRng.fill_bytes(&mut id);
+
+        // The key is extractable only while it is being replicated.
+        let step = "generate fleet key";
+        let on_error = || CeremonyError::hsm(step, &origin_name);
+        let pair = keys::generate(
+            &origin.session,
+            &origin.token,
+            algorithm,
+            label,
+            &id,
+            replicated,
+        )
+        .map_err(on_error())?;
+        let generated = keys::read_attributes(&origin.session, &origin.token, pair.private)
+            .map_err(on_error())?;
+        keys::check_attributes(&generated, &origin.token, label, true, replicated)
+            .map_err(on_error())?;
+        let pem = keys::public_key_pem(
+            &origin.session,
+            &origin.token,
+            label,
+            pair.public,
+            algorithm,
+        )
+        .map_err(on_error())?;
+        let fingerprint = fingerprint_of(self.runbook, &pem)?;
+        self.record(
+            action::KEY_GENERATED,
             json!({
-                "from": runbook.origin().name,
-                "to": member.name,
-                "token_label": open.token.label,
-                "mechanisms": ["CKM_RSA_PKCS_OAEP", "CKM_AES_KEY_WRAP_PAD"],
+                "member": origin_name,
+                "label": label,
+                "algorithm": algorithm.name(),
+                "id": hex::encode(&id),
                 "fingerprint": fingerprint,
-                "public_key_match": true,
+                "spki_pem": pem,
+                "attributes": generated,
             }),
         )?;
+        Ok((pair, id, pem, fingerprint))
     }
-    Ok(())
+
+    /// Destroys objects labelled `label` that an interrupted step left without a record.
+    fn remove_leftovers(
+        &mut self,
+        open: &Opened,
+        member: &str,
+        label: &str,
+    ) -> Result<(), CeremonyError> {
+        let step = "remove unrecorded objects";
+        let found =
+            keys::find_labelled(&open.session, label).map_err(CeremonyError::hsm(step, member))?;
+        if found.is_empty() {
+            return Ok(());
+        }
+        for handle in &found {
+            open.session
+                .destroy_object(*handle)
+                .map_err(|error| {
+                    HsmError::from_cryptoki(
+                        &open.token.label,
+                        "destroy an unrecorded object",
+                        error,
+                    )
+                })
+                .map_err(CeremonyError::hsm(step, member))?;
+        }
+        self.record(
+            action::LEFTOVERS_REMOVED,
+            json!({"member": member, "token_label": open.token.label, "label": label, "objects": found.len()}),
+        )
+    }
+
+    fn replicate_all(
+        &mut self,
+        opened: &[Opened],
+        key: &OriginKey<'_>,
+        fingerprint: &str,
+    ) -> Result<(), CeremonyError> {
+        let runbook = self.runbook;
+        let origin = Side {
+            token: &opened[0].token,
+            session: &opened[0].session,
+        };
+        for (member, open) in runbook.members.iter().zip(opened).skip(1) {
+            let target = Side {
+                token: &open.token,
+                session: &open.session,
+            };
+            if self.progress.replicated.contains(&member.name) {
+                let copy = keys::find_one(
+                    &open.session,
+                    &open.token,
+                    key.label,
+                    ObjectClass::PRIVATE_KEY,
+                )
+                .map_err(CeremonyError::hsm("check fleet key copy", &member.name))?;
+                replicate::check_copy(&origin, &target, key.public, copy)
+                    .map_err(CeremonyError::hsm("check fleet key copy", &member.name))?;
+                continue;
+            }
+            if self.progress.locked {
+                return Err(CeremonyError::StateMismatch {
+                    member: member.name.clone(),
+                    detail:
+                        "the origin's key is already locked, so it cannot be copied to this member"
+                            .into(),
+                });
+            }
+
+            self.remove_leftovers(open, &member.name, key.label)?;
+            tracing::info!(member = %member.name, "replicating the fleet key");
+            replicate::replicate(&origin, &target, key)
+                .map_err(CeremonyError::hsm("replicate fleet key", &member.name))?;
+            self.record(
+                action::KEY_REPLICATED,
+                json!({
+                    "from": runbook.origin().name,
+                    "to": member.name,
+                    "token_label": open.token.label,
+                    "mechanisms": ["CKM_RSA_PKCS_OAEP", "CKM_AES_KEY_WRAP_PAD"],
+                    "fingerprint": fingerprint,
+                    "public_key_match": true,
+                }),
+            )?;
+            self.progress.replicated.insert(member.name.clone());
+        }
+        Ok(())
+    }
+
+    /// Reads every member's key attributes back and checks them.
+    fn check_members(
+        &mut self,
+        opened: &[Opened],
+    ) -> Result<Vec<BTreeMap<String, Value>>, CeremonyError> {
+        let label = self.runbook.fleet_key.label.as_str();
+        let mut attributes = Vec::with_capacity(opened.len());
+        for (member, open) in self.runbook.members.iter().zip(opened) {
+            let on_error = || CeremonyError::hsm("check fleet key", &member.name);
+            let private =
+                keys::find_one(&open.session, &open.token, label, ObjectClass::PRIVATE_KEY)
+                    .map_err(on_error())?;
+            let read =
+                keys::read_attributes(&open.session, &open.token, private).map_err(on_error())?;
+            keys::check_attributes(&read, &open.token, label, member.origin, false)
+                .map_err(on_error())?;
+            attributes.push(read);
+        }
+        if !self.progress.checked {
+            let names: Vec<&str> = self
+                .runbook
+                .members
+                .iter()
+                .map(|m| m.name.as_str())
+                .collect();
+            self.record(
+                action::KEY_CHECKED,
+                json!({"members": names, "extractable": false}),
+            )?;
+            self.progress.checked = true;
+        }
+        Ok(attributes)
+    }
+
+    fn write_document(
+        &mut self,
+        opened: &[Opened],
+        spki_pem: String,
+        fingerprint: &str,
+        attributes: Vec<BTreeMap<String, Value>>,
+    ) -> Result<(), CeremonyError> {
+        let runbook = self.runbook;
+        let document_path = runbook.outputs.fleet_key_document();
+        let document_bytes = if self.progress.document_written {
+            super::finish::read(&document_path)?
+        } else {
+            self.move_aside(&document_path)?;
+            let document = FleetKeyDocument {
+                format: bundle::DOCUMENT_FORMAT.to_owned(),
+                fleet_id: runbook.fleet.id.clone(),
+                namespace: runbook.fleet.namespace.clone(),
+                epoch: runbook.fleet.epoch,
+                created_at: self.started_at,
+                keys: vec![KeyEntry {
+                    role: "fleet".to_owned(),
+                    label: runbook.fleet_key.label.clone(),
+                    algorithm: runbook.fleet_key.algorithm.as_str().to_owned(),
+                    spki_pem,
+                    fingerprint: fingerprint.to_owned(),
+                }],
+                members: member_entries(runbook, opened, attributes),
+                custodians: CustodianSummary {
+                    threshold: runbook.custodians.threshold,
+                    names: runbook
+                        .custodians
+                        .people
+                        .iter()
+                        .map(|c| c.name.clone())
+                        .collect(),
+                },
+                transcript_sha256: self.transcript.digest(),
+                runbook_sha256: runbook.sha256().to_owned(),
+                tool: TOOL.to_owned(),
+            };
+            let bytes = document.to_json_bytes();
+            write_new(&document_path, &bytes, false)?;
+            self.record(
+                action::DOCUMENT_WRITTEN,
+                json!({"file": runbook::FLEET_KEY_FILE, "sha256": super::finish::sha256_hex(&bytes)}),
+            )?;
+            bytes
+        };
+        let document = FleetKeyDocument::from_json_bytes(&document_bytes).map_err(|error| {
+            CeremonyError::Invalid {
+                path: document_path.clone(),
+                message: error.to_string(),
+            }
+        })?;
+
+        let request_path = runbook.outputs.signing_request();
+        self.move_aside(&request_path)?;
+        let request = SigningRequest::for_document(&document, &document_bytes, Utc::now());
+        write_new(&request_path, &request.to_json_bytes(), false)?;
+        self.record(
+            action::REQUEST_WRITTEN,
+            json!({"file": runbook::SIGNING_REQUEST_FILE, "document_sha256": request.document_sha256}),
+        )?;
+        tracing::info!(file = %request_path.display(), "signing request written; waiting for the auditor");
+        Ok(())
+    }
+
+    /// Renames an output that an interrupted step wrote without recording it, so it is
+    /// neither overwritten nor mistaken for a finished output.
+    fn move_aside(&mut self, path: &Path) -> Result<(), CeremonyError> {
+        if !path.exists() {
+            return Ok(());
+        }
+        let aside = interrupted_name(path);
+        std::fs::rename(path, &aside).map_err(|source| CeremonyError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        self.record(
+            action::OUTPUT_MOVED,
+            json!({"file": path.display().to_string(), "moved_to": aside.display().to_string()}),
+        )
+    }
 }
 
-fn write_shares(
-    runbook: &Runbook,
-    ceremony: &str,
-    credentials: &CredentialSet,
-    transcript: &mut Transcript,
-) -> Result<(), CeremonyError> {
-    let context = ShareContext {
-        ceremony: ceremony.to_owned(),
-        fleet: runbook.fleet.id.clone(),
-    };
-    let custodians: Vec<CustodianRecipient> = runbook
-        .custodians
-        .people
-        .iter()
-        .map(|person| CustodianRecipient {
-            name: person.name.clone(),
-            recipient: person.recipient.text.clone(),
-        })
-        .collect();
-    let files = shares::split(
-        credentials,
-        &context,
-        &custodians,
-        runbook.custodians.threshold,
-    )?;
-    transcript.append(
-        "credentials split",
-        json!({
-            "credential_set": credentials.id,
-            "threshold": runbook.custodians.threshold,
-            "count": files.len(),
-            "recombination_checked": true,
-        }),
-    )?;
-
-    for file in files {
-        let path = runbook.outputs.share_file(&file.custodian);
-        write_new(&path, &file.armored, true)?;
-        transcript.append(
-            "share written",
-            json!({
-                "custodian": file.custodian,
-                "index": file.index,
-                "file": path.display().to_string(),
-                "sha256": hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&file.armored)),
-            }),
-        )?;
+/// A free name `<file>.interrupted-<n>` next to `path`.
+fn interrupted_name(path: &Path) -> PathBuf {
+    let mut n = 1;
+    loop {
+        let mut name = path.as_os_str().to_owned();
+        name.push(format!(".interrupted-{n}"));
+        let candidate = PathBuf::from(name);
+        if !candidate.exists() {
+            return candidate;
+        }
+        n += 1;
     }
-    Ok(())
+}
+
+fn fingerprint_of(runbook: &Runbook, pem: &str) -> Result<String, CeremonyError> {
+    bundle::fleet_key_from_spki_pem(pem)
+        .map(|key| key.fingerprint())
+        .map_err(|error| CeremonyError::Invalid {
+            path: runbook.path.clone(),
+            message: format!("the origin returned an unusable public key: {error}"),
+        })
+}
+
+pub(super) fn token_label(token: &TokenRef) -> String {
+    match token {
+        TokenRef::Label(label) | TokenRef::Serial(label) => label.clone(),
+    }
 }
 
 fn member_entries(
     runbook: &Runbook,
     opened: &[Opened],
-    attributes: Vec<Attributes>,
+    attributes: Vec<BTreeMap<String, Value>>,
 ) -> Vec<MemberEntry> {
     runbook
         .members
@@ -391,6 +707,6 @@ fn member_entries(
 }
 
 /// Formats a time as RFC 3339 in UTC with a `Z` suffix.
-pub(crate) fn utc_text(time: chrono::DateTime<Utc>) -> String {
+pub(crate) fn utc_text(time: DateTime<Utc>) -> String {
     time.to_rfc3339_opts(SecondsFormat::Millis, true)
 }

@@ -61,13 +61,45 @@ pub enum CeremonyError {
     },
     /// The ceremony stopped earlier in a state this version cannot resume.
     #[error(
-        "an earlier run of this ceremony stopped after \"{last_action}\" (transcript {transcript})\nhint: this version cannot resume a ceremony interrupted before the signing request; inspect the tokens with pkcs11-tool, then move the work folder away and start over with new token labels"
+        "an earlier run of this ceremony stopped after \"{last_action}\" (transcript {transcript})\nhint: continue it with `fleet-ceremony run --resume` or remove what it created with `fleet-ceremony abandon`, giving a quorum of custodians' shares to either"
     )]
     Interrupted {
         /// The last action in the transcript.
         last_action: String,
         /// The transcript.
         transcript: PathBuf,
+    },
+    /// An interrupted ceremony cannot be resumed as asked.
+    #[error("cannot resume the ceremony: {reason}")]
+    CannotResume {
+        /// Why, with a hint where there is a next step.
+        reason: String,
+    },
+    /// An HSM's state differs from what the transcript records.
+    #[error(
+        "member {member}: {detail}; the transcript and the HSM disagree, so nothing more was changed\nhint: inspect the token with pkcs11-tool before you resume or abandon"
+    )]
+    StateMismatch {
+        /// The member concerned.
+        member: String,
+        /// What differs.
+        detail: String,
+    },
+    /// The ceremony was abandoned.
+    #[error(
+        "this ceremony was abandoned (transcript {transcript})\nhint: start a new ceremony in a new work folder, with new token labels"
+    )]
+    Abandoned {
+        /// The transcript.
+        transcript: PathBuf,
+    },
+    /// Resuming or abandoning needs the PINs, which only the custodians' shares hold.
+    #[error(
+        "this step needs the HSM PINs of the ceremony\nhint: give {threshold} custodians' shares with --share FILE --identity FILE, once per custodian"
+    )]
+    SharesNeeded {
+        /// Shares needed.
+        threshold: u8,
     },
     /// The ceremony is already finished.
     #[error("this ceremony is finished; its evidence is in {evidence}")]

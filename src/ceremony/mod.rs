@@ -1,13 +1,16 @@
 //! The deployment ceremony: checks before anything changes, the HSM steps, the hand-over
 //! to the auditor, and the bundle and evidence once the signatures are back.
 
+mod abandon;
 mod deploy;
 mod error;
 mod evidence_data;
 mod finish;
 pub mod preflight;
+pub mod progress;
 
-pub use deploy::deploy;
+pub use abandon::{Abandoned, abandon};
+pub use deploy::{Deployed, check_resumable, deploy, resume};
 pub use error::CeremonyError;
 pub use finish::{Outcome, finish};
 
@@ -23,11 +26,8 @@ pub const OPERATOR_SIGNATURE_FILE: &str = "operator-signature.json";
 /// File name of the bundle in the evidence folder.
 pub const BUNDLE_FILE: &str = "bundle.json";
 
-/// Transcript action that ends the HSM part of a ceremony.
-pub const ACTION_REQUEST_WRITTEN: &str = "signing request written";
-
 /// Transcript action that ends a ceremony.
-pub const ACTION_EVIDENCE_WRITTEN: &str = "evidence written";
+pub const ACTION_EVIDENCE_WRITTEN: &str = progress::action::EVIDENCE_WRITTEN;
 
 /// Where a ceremony stands, read from its transcript.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,6 +43,8 @@ pub enum Stage {
     AwaitingSignatures,
     /// Evidence has been written.
     Finished,
+    /// The ceremony was abandoned.
+    Abandoned,
 }
 
 /// Reads the ceremony's stage from its transcript, checking the transcript's hash chain.
@@ -52,18 +54,17 @@ pub fn stage(runbook: &Runbook) -> Result<Stage, CeremonyError> {
         return Ok(Stage::NotStarted);
     }
     let transcript = Transcript::open(&path)?;
-    let actions: Vec<&str> = transcript
-        .records()
-        .iter()
-        .map(|record| record.action.as_str())
-        .collect();
-    if actions.contains(&ACTION_EVIDENCE_WRITTEN) {
+    let progress = progress::Progress::from_records(transcript.records());
+    if progress.abandoned {
+        return Ok(Stage::Abandoned);
+    }
+    if progress.finished {
         return Ok(Stage::Finished);
     }
-    if actions.contains(&ACTION_REQUEST_WRITTEN) {
+    if progress.request_written {
         return Ok(Stage::AwaitingSignatures);
     }
     Ok(Stage::Interrupted {
-        last_action: actions.last().map_or("none", |a| a).to_owned(),
+        last_action: progress::Progress::last_action(transcript.records()),
     })
 }

@@ -1,11 +1,13 @@
 //! Command-line interface: argument definitions and the dispatcher. Each subcommand lives
 //! in its own file.
 
+mod abandon;
 mod bundle;
 mod check;
 mod demo;
 mod operator;
 mod pin;
+mod quorum;
 mod run;
 mod shares;
 mod verify;
@@ -45,6 +47,8 @@ enum Command {
     Check(check::Args),
     /// Run a ceremony, or continue it once the signatures are back.
     Run(run::Args),
+    /// Remove what an unfinished ceremony created, and record it.
+    Abandon(abandon::Args),
     /// Auditor's and operator's steps on a signing request.
     #[command(subcommand)]
     Bundle(bundle::Command),
@@ -67,6 +71,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Check(args) => check::run(&args),
         Command::Run(args) => run::run(&args),
+        Command::Abandon(args) => abandon::run(&args),
         Command::Bundle(command) => bundle::run(command),
         Command::Verify(args) => verify::run(&args),
         Command::Shares(command) => shares::run(command),

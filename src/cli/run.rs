@@ -16,16 +16,30 @@ pub struct Args {
     /// Skip the typed confirmation before the HSMs are changed (for scripted rehearsals).
     #[arg(long)]
     pub yes: bool,
+    /// Continue a ceremony that an earlier run left unfinished; needs a quorum of shares.
+    #[arg(long)]
+    pub resume: bool,
+    #[command(flatten)]
+    pub quorum: super::quorum::QuorumArgs,
 }
 
 /// Starts the ceremony, or assembles the bundle and evidence when the signatures are back.
 pub fn run(args: &Args) -> anyhow::Result<u8> {
     let runbook = runbook::load(&args.runbook)?;
     match ceremony::stage(&runbook)? {
+        Stage::NotStarted if args.resume => bail!(
+            "nothing to resume: {} does not exist\nhint: run without --resume to start the ceremony",
+            runbook.outputs.transcript().display()
+        ),
         Stage::NotStarted => start(&runbook, args.yes),
         Stage::AwaitingSignatures => finish(&runbook),
-        Stage::Interrupted { last_action } => Err(CeremonyError::Interrupted {
+        Stage::Interrupted { last_action } if !args.resume => Err(CeremonyError::Interrupted {
             last_action,
+            transcript: runbook.outputs.transcript(),
+        }
+        .into()),
+        Stage::Interrupted { .. } => resume(&runbook, args),
+        Stage::Abandoned => Err(CeremonyError::Abandoned {
             transcript: runbook.outputs.transcript(),
         }
         .into()),
@@ -60,6 +74,22 @@ fn start(runbook: &Runbook, yes: bool) -> anyhow::Result<u8> {
     eprintln!(
         "next: the auditor signs {} with `fleet-ceremony bundle sign`, the operator counter-signs with `fleet-ceremony bundle countersign`; then run this command again",
         deployed.signing_request.display()
+    );
+    finish(runbook)
+}
+
+fn resume(runbook: &Runbook, args: &Args) -> anyhow::Result<u8> {
+    ceremony::check_resumable(runbook)?;
+    let Some(credentials) = args.quorum.recover()? else {
+        return Err(CeremonyError::SharesNeeded {
+            threshold: runbook.custodians.threshold,
+        }
+        .into());
+    };
+    let deployed = ceremony::resume(runbook, credentials)?;
+    eprintln!(
+        "fleet key fingerprint (SHA-256 of the SPKI): {}",
+        deployed.fingerprint
     );
     finish(runbook)
 }

@@ -95,6 +95,7 @@ fn copy_under(
     let private = unwrap_on_member(member, key, transport, &wrapped_key, &wrapped_aes)?;
     let public = copy_public_key(origin, member, key)?;
     let pair = keys::KeyPair { public, private };
+    crate::fault::kill_point(&format!("mid-replication-{}", member.token.label));
 
     if let Err(error) = check_copy(origin, member, key.public, private) {
         // A copy that does not match must not stay on the token.
@@ -332,7 +333,7 @@ fn copy_public_key(
 /// Signs a random challenge with the copy and verifies it with the origin's public key.
 /// The copy's public key cannot be read from its private key object, so a signature is
 /// how the tool proves the two halves belong together.
-fn check_copy(
+pub fn check_copy(
     origin: &Side<'_>,
     member: &Side<'_>,
     origin_public: ObjectHandle,

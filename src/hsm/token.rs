@@ -45,6 +45,8 @@ pub struct Token {
     pub model: String,
     /// Manufacturer.
     pub manufacturer: String,
+    /// Whether the user PIN has been set (CKF_USER_PIN_INITIALIZED).
+    pub user_pin_initialised: bool,
 }
 
 impl Token {
@@ -102,16 +104,24 @@ impl Token {
             .on(label, "initialise the token")?;
         tracing::info!(token = label, "initialised token");
 
-        // The security officer sets the first user PIN.
-        let session = context.open_rw_session(slot).on(label, "open a session")?;
-        session
-            .login(UserType::So, Some(so_pin))
-            .on(label, "log in as security officer")?;
-        session.init_pin(user_pin).on(label, "set the user PIN")?;
-        session.logout().on(label, "log out")?;
-        drop(session);
-
+        let token = Token::find(library, &TokenSelector::Label(label.to_owned()))?;
+        crate::fault::kill_point(&format!("after-init-token-{label}"));
+        token.set_first_user_pin(so_pin, user_pin)?;
         Token::find(library, &TokenSelector::Label(label.to_owned()))
+    }
+
+    /// Sets the first user PIN as the security officer. Used right after initialisation,
+    /// and when resuming a ceremony that stopped between the two.
+    pub fn set_first_user_pin(
+        &self,
+        so_pin: &SecretString,
+        user_pin: &SecretString,
+    ) -> Result<(), HsmError> {
+        let session = self.login_so(so_pin)?;
+        session
+            .init_pin(user_pin)
+            .on(&self.label, "set the user PIN")?;
+        session.logout().on(&self.label, "log out")
     }
 
     /// Opens a read-write session logged in as the user.
@@ -192,6 +202,7 @@ pub fn list(library: &Library) -> Result<Vec<Token>, HsmError> {
             serial: info.serial_number().trim_end().to_owned(),
             model: info.model().trim_end().to_owned(),
             manufacturer: info.manufacturer_id().trim_end().to_owned(),
+            user_pin_initialised: info.user_pin_initialized(),
         });
     }
     Ok(tokens)

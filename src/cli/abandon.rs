@@ -1,0 +1,33 @@
+//! `fleet-ceremony abandon`: remove what an unfinished ceremony created, and record it.
+
+use std::path::PathBuf;
+
+use crate::ceremony;
+use crate::runbook;
+
+/// Arguments of `abandon`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Runbook of the ceremony.
+    pub runbook: PathBuf,
+    #[command(flatten)]
+    pub quorum: super::quorum::QuorumArgs,
+}
+
+/// Destroys the fleet key on every member and moves the documents aside.
+pub fn run(args: &Args) -> anyhow::Result<u8> {
+    let runbook = runbook::load(&args.runbook)?;
+    let credentials = args.quorum.recover()?;
+    let report = ceremony::abandon(&runbook, credentials.as_ref())?;
+    for (member, objects) in &report.destroyed {
+        eprintln!("member {member}: {objects} fleet key object(s) destroyed");
+    }
+    for token in &report.tokens_left {
+        eprintln!("token {token} stays initialised; its PINs are in the custodians' shares");
+    }
+    for path in &report.moved {
+        eprintln!("moved aside: {}", path.display());
+    }
+    eprintln!("ceremony abandoned; the transcript records what was removed");
+    Ok(super::EXIT_OK)
+}
