@@ -30,3 +30,5 @@ pub mod runbook;
 pub mod shares;
 #[cfg(feature = "ceremony")]
 pub mod transcript;
+#[cfg(feature = "ceremony")]
+pub mod words;

@@ -154,6 +154,7 @@ pub(super) fn build(
             "label": key.label,
             "spki_pem": key.spki_pem,
             "fingerprint": key.fingerprint,
+            "fingerprint_words": crate::words::fingerprint_words(&key.fingerprint).unwrap_or_default(),
         },
         "members": members,
         "attribute_rows": attribute_rows,

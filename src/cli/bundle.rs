@@ -84,6 +84,9 @@ fn sign_request(args: &SignArgs) -> anyhow::Result<u8> {
             "fleet key {} ({}): {}",
             key.label, key.algorithm, key.fingerprint
         );
+        if let Some(words) = crate::words::fingerprint_words(&key.fingerprint) {
+            eprintln!("  read aloud: {words}");
+        }
     }
 
     let key = bundle::read_ed25519_key_file(&args.key)?;

@@ -71,6 +71,9 @@ fn start(runbook: &Runbook, yes: bool) -> anyhow::Result<u8> {
         "fleet key fingerprint (SHA-256 of the SPKI): {}",
         deployed.fingerprint
     );
+    if let Some(words) = crate::words::fingerprint_words(&deployed.fingerprint) {
+        eprintln!("  read aloud: {words}");
+    }
     eprintln!(
         "next: the auditor signs {} with `fleet-ceremony bundle sign`, the operator counter-signs with `fleet-ceremony bundle countersign`; then run this command again",
         deployed.signing_request.display()
@@ -91,6 +94,9 @@ fn resume(runbook: &Runbook, args: &Args) -> anyhow::Result<u8> {
         "fleet key fingerprint (SHA-256 of the SPKI): {}",
         deployed.fingerprint
     );
+    if let Some(words) = crate::words::fingerprint_words(&deployed.fingerprint) {
+        eprintln!("  read aloud: {words}");
+    }
     finish(runbook)
 }
 
