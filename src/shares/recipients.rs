@@ -375,6 +375,84 @@ mod tests {
     }
 
     #[test]
+    fn recipient_file_with_comments_crlf_and_bom() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_, public) = new_identity();
+        let contents =
+            format!("\u{feff}# custodian dave\r\n\r\n   # laptop key\r\n  {public}  \r\n\r\n");
+        let path = write(&dir, "dave.pub", &contents);
+        assert_eq!(read_recipient_file(&path).unwrap(), public);
+    }
+
+    #[test]
+    fn recipient_file_with_ssh_key_and_comment() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(&dir, "id_ed25519.pub", &format!("{SSH_ED25519_PUBLIC}\n"));
+        assert_eq!(read_recipient_file(&path).unwrap(), SSH_ED25519_PUBLIC);
+    }
+
+    #[test]
+    fn recipient_file_rejects_zero_or_two() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_, first) = new_identity();
+        let (_, second) = new_identity();
+        let two = write(&dir, "two.pub", &format!("# a\n{first}\n\n{second}\n"));
+        let error = read_recipient_file(&two).unwrap_err().to_string();
+        assert!(error.contains("two.pub line 4"), "{error}");
+        assert!(error.contains("first is on line 2"), "{error}");
+
+        let none = write(&dir, "none.pub", "# nothing here\r\n\r\n");
+        let error = read_recipient_file(&none).unwrap_err().to_string();
+        assert!(error.contains("contains no recipient"), "{error}");
+    }
+
+    #[test]
+    fn recipient_file_rejects_secret_key_without_quoting_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (secret, _) = new_identity();
+        let path = write(&dir, "key.txt", &format!("# created: today\n{secret}\n"));
+        let error = read_recipient_file(&path).unwrap_err().to_string();
+        assert!(error.contains("key.txt line 2"), "{error}");
+        assert!(error.contains("secret key"), "{error}");
+        assert!(!error.contains(&secret[16..]), "{error}");
+    }
+
+    #[test]
+    fn custodian_argument_inline_and_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_, public) = new_identity();
+        let inline = parse_custodian_argument(&format!("dave={public}")).unwrap();
+        assert_eq!(inline.name, "dave");
+        assert_eq!(inline.recipient, public);
+
+        let path = write(&dir, "erin.pub", &format!("# erin\r\n{public}\r\n"));
+        let from_file = parse_custodian_argument(&format!("erin=@{}", path.display())).unwrap();
+        assert_eq!(from_file.name, "erin");
+        assert_eq!(from_file.recipient, public);
+
+        // SSH keys may end in base64 padding, so the name ends at the first `=`.
+        let ssh = parse_custodian_argument(&format!("frank={SSH_ED25519_PUBLIC}")).unwrap();
+        assert_eq!(ssh.recipient, SSH_ED25519_PUBLIC);
+    }
+
+    #[test]
+    fn custodian_argument_rejects_malformed() {
+        let (secret, public) = new_identity();
+        let cases = [
+            (public.clone(), "no `=`"),
+            (format!("={public}"), "name before `=` is empty"),
+            ("dave=@".to_string(), "file name after `@` is empty"),
+            (format!("dave={secret}"), "secret key"),
+            ("dave=@/nonexistent/dave.pub".to_string(), "cannot read"),
+        ];
+        for (argument, expected) in cases {
+            let error = parse_custodian_argument(&argument).unwrap_err().to_string();
+            assert!(error.contains(expected), "{argument:?}: {error}");
+            assert!(!error.contains(&secret[16..]), "{error}");
+        }
+    }
+
+    #[test]
     fn identities_with_comments_and_blank_lines() {
         let dir = tempfile::tempdir().unwrap();
         let (secret, public) = new_identity();
