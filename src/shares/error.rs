@@ -233,8 +233,8 @@ pub enum ShareError {
     Write(#[from] crate::fsutil::WriteError),
     /// The PKCS#11 module could not be loaded for the login check.
     #[error("cannot check logins: {0}")]
-    Module(crate::hsm::HsmError),
-    /// A member's token was not found, or not found once, by its recorded label.
+    Module(Box<crate::hsm::HsmError>),
+    /// No token, or more than one, has the token label recorded for a member.
     #[error("cannot find the token \"{token}\" of member {member}; no login was tried: {error}")]
     TokenLookup {
         /// The member.
@@ -242,7 +242,7 @@ pub enum ShareError {
         /// The token label recorded in the credentials.
         token: String,
         /// The HSM error; part of the message, so not also given as the error source.
-        error: crate::hsm::HsmError,
+        error: Box<crate::hsm::HsmError>,
     },
     /// The user login with the recovered PIN failed on a member's token.
     #[error(
@@ -259,7 +259,7 @@ pub enum ShareError {
         unchecked: Vec<String>,
         /// The HSM error, with the PKCS#11 function and return code; part of the message,
         /// so not also given as the error source.
-        error: crate::hsm::HsmError,
+        error: Box<crate::hsm::HsmError>,
     },
 }
 

@@ -23,7 +23,7 @@ pub fn check_logins(
     credentials: &CredentialSet,
     mut on_success: impl FnMut(&MemberCredentials),
 ) -> Result<(), ShareError> {
-    let library = Library::load(module).map_err(ShareError::Module)?;
+    let library = Library::load(module).map_err(|error| ShareError::Module(Box::new(error)))?;
 
     let mut tokens = Vec::with_capacity(credentials.members.len());
     for member in &credentials.members {
@@ -31,7 +31,7 @@ pub fn check_logins(
         let token = Token::find(&library, &selector).map_err(|error| ShareError::TokenLookup {
             member: member.member.clone(),
             token: member.token_label.clone(),
-            error,
+            error: Box::new(error),
         })?;
         tokens.push(token);
     }
@@ -45,7 +45,7 @@ pub fn check_logins(
                     .iter()
                     .map(|later| later.member.clone())
                     .collect(),
-                error,
+                error: Box::new(error),
             });
         }
         tracing::debug!(member = %member.member, token = %token.label, "user PIN logs in");

@@ -126,8 +126,8 @@ pub fn read_recipient_file(path: &Path) -> Result<String, ShareError> {
 /// Parses a custodian given as `NAME=RECIPIENT` or `NAME=@FILE`, reading the recipient
 /// from FILE with [`read_recipient_file`] in the second form.
 ///
-/// The name ends at the first `=`, so names cannot contain `=`; SSH keys can, in their
-/// base64 padding. The name itself is checked later, by [`split`](super::split).
+/// The name ends at the first `=`, because SSH keys can contain `=` in their base64
+/// padding, so names cannot contain `=`. [`split`](super::split) checks the name itself.
 pub fn parse_custodian_argument(argument: &str) -> Result<CustodianRecipient, ShareError> {
     let Some((name, value)) = argument.split_once('=') else {
         return Err(ShareError::CustodianArgument {

@@ -69,7 +69,7 @@ pub fn write_share_files(dir: &Path, files: &[ShareFile]) -> Result<Vec<PathBuf>
         .iter()
         .map(|file| dir.join(format!("{}.age", file.custodian)))
         .collect();
-    // symlink_metadata also sees a dangling symbolic link, which write_new would not.
+    // symlink_metadata also detects a dangling symbolic link, which write_new misses.
     if let Some(existing) = paths.iter().find(|path| path.symlink_metadata().is_ok()) {
         return Err(WriteError::Exists {
             path: existing.clone(),
