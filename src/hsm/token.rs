@@ -133,6 +133,15 @@ impl Token {
         Ok(session)
     }
 
+    /// Logs in as the user with `pin` and logs out again, to prove the PIN works.
+    ///
+    /// Makes exactly one `C_Login` attempt. A wrong PIN counts against the token's retry
+    /// limit, so callers must not call this again after a failure.
+    pub fn check_user_login(&self, pin: &SecretString) -> Result<(), HsmError> {
+        let session = self.login_user(pin)?;
+        session.logout().on(&self.label, "log out")
+    }
+
     /// Opens a read-write session logged in as the security officer.
     pub fn login_so(&self, pin: &SecretString) -> Result<Session, HsmError> {
         let session = self.open_session()?;

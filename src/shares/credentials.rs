@@ -56,9 +56,6 @@ impl CredentialSet {
     /// PINs are [`PIN_LENGTH`] characters drawn uniformly from [`PIN_ALPHABET`] with the
     /// operating-system CSPRNG.
     pub fn generate(members: &[(String, String)]) -> CredentialSet {
-        let mut id_bytes = [0u8; ID_BYTES];
-        OsRng.fill_bytes(&mut id_bytes);
-
         let members = members
             .iter()
             .map(|(member, token_label)| MemberCredentials {
@@ -69,8 +66,24 @@ impl CredentialSet {
             })
             .collect();
         CredentialSet {
-            id: hex::encode(id_bytes),
+            id: generate_id(),
             members,
+        }
+    }
+
+    /// Returns the same members and PINs under a new random id.
+    ///
+    /// A reshare uses this so that the new share set has its own id and commitment, and
+    /// shares of the old set cannot be mixed in. The PINs in the HSMs stay valid.
+    pub fn with_new_id(self) -> CredentialSet {
+        let mut id = generate_id();
+        // Equal 128-bit random ids are practically impossible; make them impossible.
+        while id == self.id {
+            id = generate_id();
+        }
+        CredentialSet {
+            id,
+            members: self.members,
         }
     }
 
@@ -179,6 +192,13 @@ impl fmt::Debug for CredentialSet {
             .field("members", &self.members)
             .finish()
     }
+}
+
+/// Draws a credential set id: [`ID_BYTES`] bytes from the operating-system CSPRNG, in hex.
+fn generate_id() -> String {
+    let mut id_bytes = [0u8; ID_BYTES];
+    OsRng.fill_bytes(&mut id_bytes);
+    hex::encode(id_bytes)
 }
 
 /// Draws one PIN by rejection sampling bytes from the operating-system CSPRNG.
@@ -382,6 +402,23 @@ mod tests {
         assert!(text.starts_with("{\"format\":\"fleet-ceremony-credentials-v1\",\"id\":"));
         assert!(!text.contains(' '));
         assert!(!text.contains('\n'));
+    }
+
+    #[test]
+    fn with_new_id_keeps_the_pins() {
+        let set = CredentialSet::generate(&sample_members());
+        let old_id = set.id.clone();
+        let old_secret = set.to_secret_bytes();
+        let renewed = set.with_new_id();
+        assert_ne!(renewed.id, old_id);
+        assert!(is_lower_hex(&renewed.id, 32));
+
+        // Only the id differs in the secret encoding.
+        let new_secret = renewed.to_secret_bytes();
+        let expected = std::str::from_utf8(&old_secret)
+            .unwrap()
+            .replace(&old_id, &renewed.id);
+        assert_eq!(std::str::from_utf8(&new_secret).unwrap(), expected);
     }
 
     #[test]

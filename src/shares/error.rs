@@ -206,6 +206,74 @@ pub enum ShareError {
         /// The next step for the officer.
         hint: &'static str,
     },
+    /// A recipients file given for a custodian does not contain exactly one valid
+    /// recipient.
+    #[error("invalid recipients file {path}{}: {reason}\nhint: {hint}", display_line(*.line))]
+    RecipientFile {
+        /// The recipients file.
+        path: PathBuf,
+        /// Line number from 1, when the problem is on one line.
+        line: Option<usize>,
+        /// Reason, which never contains the file's text.
+        reason: String,
+        /// The next step.
+        hint: &'static str,
+    },
+    /// A `NAME=RECIPIENT` or `NAME=@FILE` custodian argument is malformed.
+    #[error("invalid custodian {argument}: {reason}\nhint: write NAME=age1... or NAME=@FILE")]
+    CustodianArgument {
+        /// The argument up to the `=`, or a placeholder when there is no `=`; never the
+        /// recipient, which could be a secret key pasted by mistake.
+        argument: String,
+        /// Reason the argument is rejected.
+        reason: &'static str,
+    },
+    /// A share file could not be written; files written before it were removed.
+    #[error(transparent)]
+    Write(#[from] crate::fsutil::WriteError),
+    /// The PKCS#11 module could not be loaded for the login check.
+    #[error("cannot check logins: {0}")]
+    Module(Box<crate::hsm::HsmError>),
+    /// No token, or more than one, has the token label recorded for a member.
+    #[error("cannot find the token \"{token}\" of member {member}; no login was tried: {error}")]
+    TokenLookup {
+        /// The member.
+        member: String,
+        /// The token label recorded in the credentials.
+        token: String,
+        /// The HSM error; part of the message, so not also given as the error source.
+        error: Box<crate::hsm::HsmError>,
+    },
+    /// The user login with the recovered PIN failed on a member's token.
+    #[error(
+        "login check failed for member {member}, token \"{token}\"{}: {error}",
+        display_unchecked(.unchecked)
+    )]
+    LoginFailed {
+        /// The member.
+        member: String,
+        /// The token label.
+        token: String,
+        /// Members after it whose tokens were not tried, so that a set of wrong PINs
+        /// costs at most one login attempt on one token.
+        unchecked: Vec<String>,
+        /// The HSM error, with the PKCS#11 function and return code; part of the message,
+        /// so not also given as the error source.
+        error: Box<crate::hsm::HsmError>,
+    },
+}
+
+/// Formats an optional line number as ` line N`.
+fn display_line(line: Option<usize>) -> String {
+    line.map(|line| format!(" line {line}")).unwrap_or_default()
+}
+
+/// Formats the members whose login was not tried after a failure.
+fn display_unchecked(members: &[String]) -> String {
+    if members.is_empty() {
+        return String::new();
+    }
+    format!(" (not tried after it: {})", members.join(", "))
 }
 
 /// Joins paths with commas for an error message.

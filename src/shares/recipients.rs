@@ -6,9 +6,13 @@ use std::path::Path;
 use zeroize::Zeroizing;
 
 use super::error::ShareError;
+use super::split::CustodianRecipient;
 
 /// Largest identity file read, in bytes. An OpenSSH RSA-16384 private key is about 13 KiB.
 const MAX_IDENTITY_FILE_BYTES: u64 = 64 * 1024;
+
+/// Largest recipients file read, in bytes. An SSH RSA-4096 `.pub` line is under 1 KiB.
+const MAX_RECIPIENT_FILE_BYTES: u64 = 64 * 1024;
 
 /// Prefix of an age X25519 recipient.
 const X25519_RECIPIENT_PREFIX: &str = "age1";
@@ -64,6 +68,98 @@ pub fn parse_recipient(text: &str) -> Result<Box<dyn age::Recipient + Send>, Sha
     Err(invalid(
         "unknown recipient type; only age X25519 and SSH Ed25519 or RSA keys are supported",
     ))
+}
+
+/// Reads the one recipient in a recipients file, such as `age-keygen -y` output or an
+/// SSH `.pub` file, and returns its line.
+///
+/// Comment lines (`#`, also indented), blank lines, CRLF line endings, a UTF-8 byte order
+/// mark and whitespace around the recipient are accepted. A file with no recipient or
+/// more than one is rejected, because each share is encrypted to exactly one recipient.
+/// The recipient is checked with [`parse_recipient`]. Errors give line numbers, never
+/// the file's text.
+pub fn read_recipient_file(path: &Path) -> Result<String, ShareError> {
+    let invalid =
+        |line: Option<usize>, reason: String, hint: &'static str| ShareError::RecipientFile {
+            path: path.to_path_buf(),
+            line,
+            reason,
+            hint,
+        };
+    let bytes = read_secret_file(path, MAX_RECIPIENT_FILE_BYTES)?;
+    let text = std::str::from_utf8(&bytes).map_err(|error| {
+        let reason = format!("not UTF-8 text (byte {})", error.valid_up_to());
+        invalid(None, reason, "give a text file with one recipient line")
+    })?;
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+
+    let mut found: Option<(usize, &str)> = None;
+    for (position, line) in text.split('\n').enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        if let Some((first, _)) = found {
+            let reason = format!("a second recipient; the first is on line {first}");
+            let hint = "a share is encrypted to exactly one recipient; keep one line";
+            return Err(invalid(Some(position + 1), reason, hint));
+        }
+        found = Some((position + 1, line));
+    }
+
+    let Some((number, recipient)) = found else {
+        let reason = "the file contains no recipient".to_string();
+        let hint = "add the custodian's recipient, as printed by `age-keygen -y`";
+        return Err(invalid(None, reason, hint));
+    };
+    parse_recipient(recipient).map_err(|error| match error {
+        ShareError::InvalidRecipient { reason } => invalid(
+            Some(number),
+            reason,
+            "use an age X25519 recipient (age1...) or an SSH public key (ssh-ed25519 or ssh-rsa)",
+        ),
+        other => other,
+    })?;
+    Ok(recipient.to_string())
+}
+
+/// Parses a custodian given as `NAME=RECIPIENT` or `NAME=@FILE`, reading the recipient
+/// from FILE with [`read_recipient_file`] in the second form.
+///
+/// The name ends at the first `=`, because SSH keys can contain `=` in their base64
+/// padding, so names cannot contain `=`. [`split`](super::split) checks the name itself.
+pub fn parse_custodian_argument(argument: &str) -> Result<CustodianRecipient, ShareError> {
+    let Some((name, value)) = argument.split_once('=') else {
+        return Err(ShareError::CustodianArgument {
+            argument: "argument".to_string(),
+            reason: "there is no `=` between the name and the recipient",
+        });
+    };
+    let invalid = |reason| ShareError::CustodianArgument {
+        argument: format!("{name:?}"),
+        reason,
+    };
+    if name.is_empty() {
+        return Err(invalid("the name before `=` is empty"));
+    }
+    let recipient = match value.strip_prefix('@') {
+        Some("") => return Err(invalid("the file name after `@` is empty")),
+        Some(file) => read_recipient_file(Path::new(file))?,
+        None => {
+            parse_recipient(value).map_err(|error| match error {
+                ShareError::InvalidRecipient { reason } => ShareError::CustodianRecipient {
+                    custodian: name.to_string(),
+                    reason,
+                },
+                other => other,
+            })?;
+            value.trim().to_string()
+        }
+    };
+    Ok(CustodianRecipient {
+        name: name.to_string(),
+        recipient,
+    })
 }
 
 /// Loads the identities in an age identity file or an unencrypted OpenSSH private key.
@@ -275,6 +371,84 @@ mod tests {
         for (text, expected) in cases {
             let error = parse_recipient(text).err().unwrap().to_string();
             assert!(error.contains(expected), "{text:?}: {error}");
+        }
+    }
+
+    #[test]
+    fn recipient_file_with_comments_crlf_and_bom() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_, public) = new_identity();
+        let contents =
+            format!("\u{feff}# custodian dave\r\n\r\n   # laptop key\r\n  {public}  \r\n\r\n");
+        let path = write(&dir, "dave.pub", &contents);
+        assert_eq!(read_recipient_file(&path).unwrap(), public);
+    }
+
+    #[test]
+    fn recipient_file_with_ssh_key_and_comment() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(&dir, "id_ed25519.pub", &format!("{SSH_ED25519_PUBLIC}\n"));
+        assert_eq!(read_recipient_file(&path).unwrap(), SSH_ED25519_PUBLIC);
+    }
+
+    #[test]
+    fn recipient_file_rejects_zero_or_two() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_, first) = new_identity();
+        let (_, second) = new_identity();
+        let two = write(&dir, "two.pub", &format!("# a\n{first}\n\n{second}\n"));
+        let error = read_recipient_file(&two).unwrap_err().to_string();
+        assert!(error.contains("two.pub line 4"), "{error}");
+        assert!(error.contains("first is on line 2"), "{error}");
+
+        let none = write(&dir, "none.pub", "# nothing here\r\n\r\n");
+        let error = read_recipient_file(&none).unwrap_err().to_string();
+        assert!(error.contains("contains no recipient"), "{error}");
+    }
+
+    #[test]
+    fn recipient_file_rejects_secret_key_without_quoting_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (secret, _) = new_identity();
+        let path = write(&dir, "key.txt", &format!("# created: today\n{secret}\n"));
+        let error = read_recipient_file(&path).unwrap_err().to_string();
+        assert!(error.contains("key.txt line 2"), "{error}");
+        assert!(error.contains("secret key"), "{error}");
+        assert!(!error.contains(&secret[16..]), "{error}");
+    }
+
+    #[test]
+    fn custodian_argument_inline_and_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_, public) = new_identity();
+        let inline = parse_custodian_argument(&format!("dave={public}")).unwrap();
+        assert_eq!(inline.name, "dave");
+        assert_eq!(inline.recipient, public);
+
+        let path = write(&dir, "erin.pub", &format!("# erin\r\n{public}\r\n"));
+        let from_file = parse_custodian_argument(&format!("erin=@{}", path.display())).unwrap();
+        assert_eq!(from_file.name, "erin");
+        assert_eq!(from_file.recipient, public);
+
+        // SSH keys may end in base64 padding, so the name ends at the first `=`.
+        let ssh = parse_custodian_argument(&format!("frank={SSH_ED25519_PUBLIC}")).unwrap();
+        assert_eq!(ssh.recipient, SSH_ED25519_PUBLIC);
+    }
+
+    #[test]
+    fn custodian_argument_rejects_malformed() {
+        let (secret, public) = new_identity();
+        let cases = [
+            (public.clone(), "no `=`"),
+            (format!("={public}"), "name before `=` is empty"),
+            ("dave=@".to_string(), "file name after `@` is empty"),
+            (format!("dave={secret}"), "secret key"),
+            ("dave=@/nonexistent/dave.pub".to_string(), "cannot read"),
+        ];
+        for (argument, expected) in cases {
+            let error = parse_custodian_argument(&argument).unwrap_err().to_string();
+            assert!(error.contains(expected), "{argument:?}: {error}");
+            assert!(!error.contains(&secret[16..]), "{error}");
         }
     }
 

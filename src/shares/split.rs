@@ -62,18 +62,7 @@ pub fn split(
     check_context(context)?;
     let count = check_custodians(custodians, threshold)?;
     credentials.validate()?;
-    let recipients = custodians
-        .iter()
-        .map(|custodian| {
-            parse_recipient(&custodian.recipient).map_err(|error| match error {
-                ShareError::InvalidRecipient { reason } => ShareError::CustodianRecipient {
-                    custodian: custodian.name.clone(),
-                    reason,
-                },
-                other => other,
-            })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let recipients = parse_recipients(custodians)?;
 
     let secret = credentials.to_secret_bytes();
     let commitment = commitment(&credentials.id, &secret);
@@ -117,6 +106,35 @@ pub fn split(
         "split the credential set into encrypted custodian shares"
     );
     Ok(files)
+}
+
+/// Parses each custodian's recipient, naming the custodian in errors.
+fn parse_recipients(
+    custodians: &[CustodianRecipient],
+) -> Result<Vec<Box<dyn age::Recipient + Send>>, ShareError> {
+    custodians
+        .iter()
+        .map(|custodian| {
+            parse_recipient(&custodian.recipient).map_err(|error| match error {
+                ShareError::InvalidRecipient { reason } => ShareError::CustodianRecipient {
+                    custodian: custodian.name.clone(),
+                    reason,
+                },
+                other => other,
+            })
+        })
+        .collect()
+}
+
+/// Checks what [`split`] checks about the custodians and the threshold, without a
+/// credential set: the threshold, the names and the recipients.
+pub(super) fn check_split_inputs(
+    custodians: &[CustodianRecipient],
+    threshold: u8,
+) -> Result<(), ShareError> {
+    check_custodians(custodians, threshold)?;
+    parse_recipients(custodians)?;
+    Ok(())
 }
 
 /// Rejects an empty ceremony id or fleet name.
