@@ -1,0 +1,14 @@
+//! An append-only transparency log in the C2SP formats: signed notes, checkpoints, tiles,
+//! RFC 6962 proofs and witness cosignatures.
+//!
+//! Everything a verifier needs builds without the `ceremony` feature. The on-disk tile
+//! store that the auditor appends to ([`store`]) needs it.
+
+pub mod hash;
+pub mod proof;
+
+pub use hash::{HASH_LEN, Hash, empty_root, leaf_hash, node_hash, root_from_leaf_hashes};
+pub use proof::{
+    LeafHashes, ProofError, SubtreeHashes, prove_consistency, prove_inclusion, range_hash,
+    tree_root, verify_consistency, verify_inclusion,
+};
