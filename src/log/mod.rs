@@ -12,3 +12,10 @@ pub use proof::{
     LeafHashes, ProofError, SubtreeHashes, prove_consistency, prove_inclusion, range_hash,
     tree_root, verify_consistency, verify_inclusion,
 };
+pub mod checkpoint;
+pub mod cosignature;
+pub mod note;
+
+pub use checkpoint::{Checkpoint, CheckpointError};
+pub use cosignature::{CosignatureError, cosign, verify_cosignature};
+pub use note::{Note, NoteError, NoteSignature, SignerKey, VerifierKey};
