@@ -19,3 +19,11 @@ pub mod note;
 pub use checkpoint::{Checkpoint, CheckpointError};
 pub use cosignature::{CosignatureError, cosign, verify_cosignature};
 pub use note::{Note, NoteError, NoteSignature, SignerKey, VerifierKey};
+pub mod tile;
+
+pub use tile::{DirTileReader, TileError, TileHashes, TileReader, verify_tiles};
+
+#[cfg(feature = "ceremony")]
+pub mod store;
+#[cfg(feature = "ceremony")]
+pub use store::{Log, StoreError};
