@@ -63,9 +63,8 @@ impl Checkpoint {
         if origin.is_empty() {
             return Err(malformed("origin line is empty"));
         }
-        let size = parse_size(size).ok_or_else(|| {
-            malformed("tree size is not a decimal number without leading zeros")
-        })?;
+        let size = parse_size(size)
+            .ok_or_else(|| malformed("tree size is not a decimal number without leading zeros"))?;
         let root = Hash::from_base64(root)
             .filter(|hash| hash.to_base64() == root)
             .ok_or_else(|| malformed("root hash is not 32 bytes of standard base64"))?;
@@ -92,7 +91,11 @@ impl Checkpoint {
     /// `log_key` (other signature lines are ignored), and the origin must be `origin`.
     ///
     /// Does not check consistency with earlier checkpoints or any cosignature.
-    pub fn open(bytes: &[u8], origin: &str, log_key: &VerifierKey) -> Result<Self, CheckpointError> {
+    pub fn open(
+        bytes: &[u8],
+        origin: &str,
+        log_key: &VerifierKey,
+    ) -> Result<Self, CheckpointError> {
         let note = Note::parse(bytes)?;
         note.verify(&[log_key])?;
         let checkpoint = Self::parse_text(note.text())?;
@@ -139,7 +142,10 @@ mod tests {
     fn text_layout() {
         let text = checkpoint().to_text();
         let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines, [ORIGIN, "20852163", leaf_hash(b"x").to_base64().as_str()]);
+        assert_eq!(
+            lines,
+            [ORIGIN, "20852163", leaf_hash(b"x").to_base64().as_str()]
+        );
         assert_eq!(Checkpoint::parse_text(&text).unwrap(), checkpoint());
     }
 
@@ -206,7 +212,10 @@ mod tests {
         ];
         for case in cases {
             assert!(
-                matches!(Checkpoint::parse_text(&case), Err(CheckpointError::Malformed(_))),
+                matches!(
+                    Checkpoint::parse_text(&case),
+                    Err(CheckpointError::Malformed(_))
+                ),
                 "{case:?}"
             );
         }

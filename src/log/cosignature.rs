@@ -17,7 +17,9 @@ pub fn signed_message(checkpoint_text: &str, timestamp: u64) -> Vec<u8> {
 #[non_exhaustive]
 pub enum CosignatureError {
     /// The key is not a cosigner key (signature type 0x04).
-    #[error("key {name} has signature type 0x{signature_type:02x}, but cosignatures need type 0x04")]
+    #[error(
+        "key {name} has signature type 0x{signature_type:02x}, but cosignatures need type 0x04"
+    )]
     NotCosignerKey {
         /// The key name.
         name: String,
@@ -121,7 +123,10 @@ mod tests {
         note.add_signature(line);
 
         let reparsed = Note::parse(&note.to_bytes()).unwrap();
-        assert_eq!(verify_cosignature(&reparsed, witness().verifier()), Ok(1_700_000_000));
+        assert_eq!(
+            verify_cosignature(&reparsed, witness().verifier()),
+            Ok(1_700_000_000)
+        );
         // The log signature still verifies and ignores the cosignature line.
         assert!(Checkpoint::open(&note.to_bytes(), ORIGIN, log.verifier()).is_ok());
     }
@@ -160,7 +165,11 @@ mod tests {
             key.verifier().public_key().as_bytes(),
         );
         assert_eq!(key.key_id(), id);
-        assert!(key.verifier().to_string().starts_with("witness.example/w1+"));
+        assert!(
+            key.verifier()
+                .to_string()
+                .starts_with("witness.example/w1+")
+        );
     }
 
     #[test]

@@ -46,7 +46,9 @@ pub enum NoteError {
     #[error("unsupported signature type 0x{0:02x} in note key")]
     UnsupportedKeyType(u8),
     /// The key ID in a key string does not match its name and public key.
-    #[error("key ID {stated:08x} of key {name} does not match its public key (expected {computed:08x})")]
+    #[error(
+        "key ID {stated:08x} of key {name} does not match its public key (expected {computed:08x})"
+    )]
     KeyIdMismatch {
         /// The key name.
         name: String,
@@ -508,12 +510,12 @@ impl Note {
             else {
                 continue;
             };
-            let timestamp = key.verify_line(&self.text, &line.signature).ok_or_else(|| {
-                NoteError::BadSignature {
+            let timestamp = key
+                .verify_line(&self.text, &line.signature)
+                .ok_or_else(|| NoteError::BadSignature {
                     name: line.name.clone(),
                     key_id: line.key_id,
-                }
-            })?;
+                })?;
             verified.keys.push((line.name.clone(), line.key_id));
             verified.timestamps.push(timestamp);
         }
@@ -567,7 +569,10 @@ mod tests {
         let note = Note::parse(SPEC_NOTE.as_bytes()).unwrap();
         assert_eq!(note.text(), "This is an example message.\n");
         let verified = note.verify(&[&key]).unwrap();
-        assert_eq!(verified.keys, vec![("example.com/foo".to_owned(), 0x530d903a)]);
+        assert_eq!(
+            verified.keys,
+            vec![("example.com/foo".to_owned(), 0x530d903a)]
+        );
         assert_eq!(note.to_bytes(), SPEC_NOTE.as_bytes());
     }
 
@@ -582,7 +587,11 @@ mod tests {
         assert_eq!(VerifierKey::parse(&vkey).unwrap(), *key.verifier());
         assert_eq!(
             key.key_id(),
-            key_id("log.example/a", TYPE_ED25519, key.verifier().public_key().as_bytes())
+            key_id(
+                "log.example/a",
+                TYPE_ED25519,
+                key.verifier().public_key().as_bytes()
+            )
         );
     }
 
@@ -612,7 +621,13 @@ mod tests {
 
     #[test]
     fn malformed_keys_rejected() {
-        for bad in ["", "a+b", "a b+530d903a+AQ==", "a+zzzzzzzz+AQ==", "a+530d903a+!!"] {
+        for bad in [
+            "",
+            "a+b",
+            "a b+530d903a+AQ==",
+            "a+zzzzzzzz+AQ==",
+            "a+530d903a+!!",
+        ] {
             assert!(VerifierKey::parse(bad).is_err(), "{bad:?}");
         }
         assert!(SignerKey::parse("PUBLIC+KEY+a+00000000+AQ==").is_err());

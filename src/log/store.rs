@@ -43,9 +43,7 @@ pub enum StoreError {
         source: std::io::Error,
     },
     /// Another process holds the appender lock.
-    #[error(
-        "log {dir} is locked by another appender\nhint: wait for the other process to finish"
-    )]
+    #[error("log {dir} is locked by another appender\nhint: wait for the other process to finish")]
     Locked {
         /// The log directory.
         dir: PathBuf,
@@ -231,7 +229,11 @@ impl Log {
             if width + 1 < TILE_WIDTH {
                 break;
             }
-            let hashes = parse_tile(&bytes, TILE_WIDTH, &tile_path(level, tile_index, TILE_WIDTH))?;
+            let hashes = parse_tile(
+                &bytes,
+                TILE_WIDTH,
+                &tile_path(level, tile_index, TILE_WIDTH),
+            )?;
             hash = root_from_leaf_hashes(&hashes);
             level += 1;
             position = tile_index;

@@ -37,12 +37,20 @@ fn width_suffix(width: u64) -> String {
 
 /// Returns the path of a hash tile, `tile/<level>/<index>[.p/<width>]`.
 pub fn tile_path(level: u8, index: u64, width: u64) -> String {
-    format!("tile/{level}/{}{}", encode_index(index), width_suffix(width))
+    format!(
+        "tile/{level}/{}{}",
+        encode_index(index),
+        width_suffix(width)
+    )
 }
 
 /// Returns the path of an entry bundle, `tile/entries/<index>[.p/<width>]`.
 pub fn entries_path(index: u64, width: u64) -> String {
-    format!("tile/entries/{}{}", encode_index(index), width_suffix(width))
+    format!(
+        "tile/entries/{}{}",
+        encode_index(index),
+        width_suffix(width)
+    )
 }
 
 /// Returns the width of the tile number `index` at `level` in a tree of `size` leaves: 256
@@ -260,13 +268,12 @@ pub fn verify_tiles<R: TileReader + ?Sized>(
         let tile = hashes.read_tile(0, bundle_index)?;
         let start = bundle_index * TILE_WIDTH;
         let end = start + tile.len() as u64;
-        let entries = read_entries(reader, size, start, end).map_err(|error| {
-            ProofError::MissingHash {
+        let entries =
+            read_entries(reader, size, start, end).map_err(|error| ProofError::MissingHash {
                 start,
                 end,
                 reason: error.to_string(),
-            }
-        })?;
+            })?;
         let entry_hashes: Vec<Hash> = entries.iter().map(|entry| leaf_hash(entry)).collect();
         if entry_hashes != tile {
             return Err(ProofError::RootMismatch { root: *root });
