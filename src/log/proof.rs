@@ -89,7 +89,7 @@ pub fn range_hash<S: SubtreeHashes + ?Sized>(
     if width == 0 {
         return Ok(empty_root());
     }
-    if width.is_power_of_two() && start % width == 0 {
+    if width.is_power_of_two() && start.is_multiple_of(width) {
         let level = width.trailing_zeros() as u8;
         return source.subtree_hash(level, start >> level);
     }

@@ -134,6 +134,8 @@ impl Log {
     /// reproduce its root hash. Does not re-read every entry bundle (see
     /// [`tile::verify_tiles`] for that).
     pub fn open(dir: &Path, origin: &str, signer: SignerKey) -> Result<Self, StoreError> {
+        // NOTE: temporary files left by a crash (`.tmp-*`) are not removed; they are never
+        // read and a static file server should not list dot files.
         let lock = lock(dir)?;
         let path = dir.join(CHECKPOINT_FILE);
         let bytes = match std::fs::read(&path) {

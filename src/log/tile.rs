@@ -186,9 +186,10 @@ impl<'a, R: TileReader + ?Sized> TileHashes<'a, R> {
     pub fn read_tile(&self, level: u8, index: u64) -> Result<Vec<Hash>, ProofError> {
         let width = tile_width(level, index, self.size);
         let path = tile_path(level, index, width);
+        let span_shift = (u32::from(level) + 1) * 8;
         let missing = |reason: String| ProofError::MissingHash {
-            start: index << (u32::from(level + 1) * 8),
-            end: (index + 1) << (u32::from(level + 1) * 8),
+            start: index.checked_shl(span_shift).unwrap_or(u64::MAX),
+            end: (index + 1).checked_shl(span_shift).unwrap_or(u64::MAX),
             reason,
         };
         if width == 0 {
