@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 pub mod bundle;
+pub mod log;
 
 #[cfg(feature = "ceremony")]
 pub mod ceremony;
