@@ -17,9 +17,10 @@ const EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10
 const ECDSA_WITH_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.2");
 const ECDSA_WITH_SHA384: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.3");
 const ED25519: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.101.112");
-/// Named curves, as the parameters of an `id-ecPublicKey` SubjectPublicKeyInfo.
-pub(crate) const SECP256R1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
-pub(crate) const SECP384R1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.34");
+/// Curve secp256r1 (P-256), as the parameters of an `id-ecPublicKey` key.
+pub const SECP256R1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
+/// Curve secp384r1 (P-384), as the parameters of an `id-ecPublicKey` key.
+pub const SECP384R1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.34");
 
 /// One parsed certificate with the exact bytes its issuer signed.
 #[derive(Clone, Debug)]
@@ -409,37 +410,52 @@ pub fn check_chain(chain: &[Cert], roots: &[Cert], at: DateTime<Utc>) -> ChainCh
 /// Reads every certificate in `bytes`: PEM (any number of `CERTIFICATE` blocks) or one
 /// DER certificate.
 pub fn read_certs(bytes: &[u8], place: &str) -> Result<Vec<Cert>, AttestError> {
-    let is_pem = bytes
-        .windows(11)
-        .any(|window| window == b"-----BEGIN ");
-    if !is_pem {
+    if !bytes.starts_with(b"-----") && !bytes.windows(11).any(|window| window == b"-----BEGIN ") {
         return Ok(vec![Cert::from_der(bytes, place)?]);
     }
-
-    let parse_error = |reason: String| AttestError::Parse {
+    let blocks = decode_pem_blocks(bytes, "CERTIFICATE").map_err(|reason| AttestError::Parse {
         place: place.to_owned(),
         reason,
-    };
-    let text = std::str::from_utf8(bytes).map_err(|_| parse_error("PEM file is not UTF-8".into()))?;
-    let mut certs = Vec::new();
-    let mut rest = text;
-    while let Some(start) = rest.find("-----BEGIN CERTIFICATE-----") {
-        let block = &rest[start..];
-        let end_marker = "-----END CERTIFICATE-----";
-        let end = block
-            .find(end_marker)
-            .ok_or_else(|| parse_error("PEM certificate without an END line".into()))?
-            + end_marker.len();
-        let (label, der) = der::pem::decode_vec(block[..end].as_bytes())
-            .map_err(|error| parse_error(format!("invalid PEM: {error}")))?;
-        if label != "CERTIFICATE" {
-            return Err(parse_error(format!("unexpected PEM label {label}")));
+    })?;
+    blocks
+        .iter()
+        .enumerate()
+        .map(|(index, der)| Cert::from_der(der, &format!("{place}, certificate {}", index + 1)))
+        .collect()
+}
+
+/// Decodes every PEM block labelled `label` in `bytes`.
+///
+/// Lenient on purpose, unlike the strict RFC 7468 decoder of the `der` crate: vendors'
+/// files have 80-column Base64 lines (the YubiHSM key attestation) and trailing spaces
+/// after the boundary lines (the Luna RSA root). Text outside the blocks is ignored.
+pub fn decode_pem_blocks(bytes: &[u8], label: &str) -> Result<Vec<Vec<u8>>, String> {
+    use base64::Engine;
+
+    let text = std::str::from_utf8(bytes).map_err(|_| "PEM file is not UTF-8".to_owned())?;
+    let begin = format!("-----BEGIN {label}-----");
+    let end = format!("-----END {label}-----");
+    let mut blocks = Vec::new();
+    let mut body: Option<String> = None;
+    for line in text.lines().map(str::trim) {
+        match body.as_mut() {
+            None if line == begin => body = Some(String::new()),
+            None => {}
+            Some(_) if line == end => {
+                let base64 = body.take().unwrap_or_default();
+                let der = base64::engine::general_purpose::STANDARD
+                    .decode(base64)
+                    .map_err(|error| format!("invalid Base64 in PEM block {}: {error}", blocks.len() + 1))?;
+                blocks.push(der);
+            }
+            Some(collected) => collected.push_str(line),
         }
-        certs.push(Cert::from_der(&der, &format!("{place}, certificate {}", certs.len() + 1))?);
-        rest = &block[end..];
     }
-    if certs.is_empty() {
-        return Err(parse_error("no CERTIFICATE block found".into()));
+    if body.is_some() {
+        return Err(format!("PEM block without an '{end}' line"));
     }
-    Ok(certs)
+    if blocks.is_empty() {
+        return Err(format!("no PEM block labelled {label} found"));
+    }
+    Ok(blocks)
 }

@@ -23,7 +23,9 @@ const SIGNED_DATA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.1135
 /// signature.
 pub fn read_bundle(bytes: &[u8]) -> Result<Vec<Cert>, AttestError> {
     let der = if bytes.starts_with(b"-----BEGIN") {
-        der::pem::decode_vec(bytes).map_err(|error| parse_error(error.to_string()))?.1
+        super::cert::decode_pem_blocks(bytes, "PKCS7")
+            .map_err(parse_error)?
+            .remove(0)
     } else {
         bytes.to_vec()
     };

@@ -392,13 +392,14 @@ fn extractability(private: &KeyObject) -> Outcome {
 }
 
 /// Returns the card serial from the card certificate's common name, which reads
-/// `HSM:<serial>, for FIPS mode`; the whole subject when it does not.
+/// `HSM:<serial>, for FIPS mode` (the comma escaped in RFC 4514 form); the whole subject
+/// when it does not.
 fn card_serial(card: &Cert) -> String {
     let subject = card.subject();
     subject
         .split("HSM:")
         .nth(1)
-        .and_then(|rest| rest.split([',', ':']).next())
+        .and_then(|rest| rest.split([',', ':', '\\']).next())
         .map(str::to_owned)
         .unwrap_or(subject)
 }
