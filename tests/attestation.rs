@@ -13,7 +13,11 @@ use fleet_ceremony::attest::{
 use spki::SubjectPublicKeyInfoOwned;
 
 fn data(path: &str) -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/attestation")).join(path)
+    PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/attestation"
+    ))
+    .join(path)
 }
 
 fn read(path: &str) -> Vec<u8> {
@@ -27,8 +31,12 @@ fn before_marvell_expiry() -> DateTime<Utc> {
 }
 
 fn pem_of(spki: &SubjectPublicKeyInfoOwned) -> String {
-    der::pem::encode_string("PUBLIC KEY", der::pem::LineEnding::LF, &spki.to_der().unwrap())
-        .unwrap()
+    der::pem::encode_string(
+        "PUBLIC KEY",
+        der::pem::LineEnding::LF,
+        &spki.to_der().unwrap(),
+    )
+    .unwrap()
 }
 
 fn csr_key(path: &str) -> SubjectPublicKeyInfoOwned {
@@ -73,14 +81,27 @@ fn yubihsm_chain() -> Vec<cert::Cert> {
     chain
 }
 
-fn yubihsm_report(chain: &[cert::Cert], roots: &PinnedRoots, at: DateTime<Utc>) -> AttestationReport {
+fn yubihsm_report(
+    chain: &[cert::Cert],
+    roots: &PinnedRoots,
+    at: DateTime<Utc>,
+) -> AttestationReport {
     let fleet_key = chain[0].spki().clone();
     yubihsm::verify(chain, &fleet_key, roots, at).unwrap()
 }
 
 fn assert_all_pass(report: &AttestationReport) {
-    for rule in [Rule::Chain, Rule::KeyMatches, Rule::GeneratedOnDevice, Rule::NotExtractable] {
-        assert_eq!(report.outcome(rule), Some(&Outcome::Pass), "{rule}\n{report}");
+    for rule in [
+        Rule::Chain,
+        Rule::KeyMatches,
+        Rule::GeneratedOnDevice,
+        Rule::NotExtractable,
+    ] {
+        assert_eq!(
+            report.outcome(rule),
+            Some(&Outcome::Pass),
+            "{rule}\n{report}"
+        );
     }
 }
 
@@ -99,10 +120,16 @@ fn flip_pem_cert_byte(pem: &[u8], index: usize, offset: isize) -> Vec<u8> {
     for (position, cert) in certs.iter().enumerate() {
         let mut der = cert.der.clone();
         if position == index {
-            let at = if offset < 0 { der.len() - offset.unsigned_abs() } else { offset as usize };
+            let at = if offset < 0 {
+                der.len() - offset.unsigned_abs()
+            } else {
+                offset as usize
+            };
             der[at] ^= 0x01;
         }
-        out.push_str(&der::pem::encode_string("CERTIFICATE", der::pem::LineEnding::LF, &der).unwrap());
+        out.push_str(
+            &der::pem::encode_string("CERTIFICATE", der::pem::LineEnding::LF, &der).unwrap(),
+        );
     }
     out.into_bytes()
 }
@@ -122,7 +149,10 @@ fn reorder_pem(pem: &[u8], order: &[usize]) -> Vec<u8> {
 #[test]
 fn embedded_roots_equal_test_data() {
     let pairs = [
-        (Vendor::Marvell, "gcp-cloudhsm-marvell/manufacturer-root-marvell.pem"),
+        (
+            Vendor::Marvell,
+            "gcp-cloudhsm-marvell/manufacturer-root-marvell.pem",
+        ),
         (Vendor::YubiHsm2, "yubihsm2/yubihsm-root-ca.pem"),
         (Vendor::Luna, "thales-luna/luna-rsa-root-certificate.pem"),
         (Vendor::Luna, "thales-luna/luna-ecc-root-certificate.pem"),
@@ -130,12 +160,18 @@ fn embedded_roots_equal_test_data() {
     for (vendor, path) in pairs {
         let expected = cert::read_certs(&read(path), path).unwrap().remove(0).der;
         let roots = PinnedRoots::embedded(vendor).unwrap();
-        assert!(roots.manufacturer.iter().any(|root| root.der == expected), "{path}");
+        assert!(
+            roots.manufacturer.iter().any(|root| root.der == expected),
+            "{path}"
+        );
     }
-    let owner = cert::read_certs(&read("gcp-cloudhsm-marvell/owner-root-google-hawksbill.pem"), "owner")
-        .unwrap()
-        .remove(0)
-        .der;
+    let owner = cert::read_certs(
+        &read("gcp-cloudhsm-marvell/owner-root-google-hawksbill.pem"),
+        "owner",
+    )
+    .unwrap()
+    .remove(0)
+    .der;
     assert_eq!(marvell_roots().owner[0].der, owner);
 }
 
@@ -148,15 +184,29 @@ fn marvell_vector_passes_before_root_expiry() {
     );
     assert_all_pass(&report);
     assert_eq!(report.device_serial, "5.3G1953-ICM001225");
-    assert!(report.chain.iter().any(|name| name.contains("localca.liquidsecurity.cavium.com")));
-    assert!(report.chain.iter().any(|name| name.starts_with("CN=Hawksbill Root v1 prod")));
+    assert!(
+        report
+            .chain
+            .iter()
+            .any(|name| name.contains("localca.liquidsecurity.cavium.com"))
+    );
+    assert!(
+        report
+            .chain
+            .iter()
+            .any(|name| name.starts_with("CN=Hawksbill Root v1 prod"))
+    );
 }
 
 #[test]
 fn marvell_attributes_parsed() {
     let parsed = marvell::parse(&read("gcp-cloudhsm-marvell/ec-key-attestation.dat.gz")).unwrap();
     assert_eq!(parsed.private_key.flag(0x0162), Some(false), "extractable");
-    assert_eq!(parsed.private_key.flag(0x0164), Some(true), "never extractable");
+    assert_eq!(
+        parsed.private_key.flag(0x0164),
+        Some(true),
+        "never extractable"
+    );
     assert_eq!(parsed.private_key.flag(0x0163), Some(true), "local");
     assert_eq!(parsed.private_key.flag(0x0103), Some(true), "sensitive");
     assert_eq!(parsed.signature.len(), 256);
@@ -175,7 +225,11 @@ fn marvell_expired_root_rejected_after_expiry() {
         at,
     );
     assert_fails(&report, Rule::Chain, "localca.liquidsecurity.cavium.com");
-    assert_fails(&report, Rule::Chain, "is not valid at 2025-11-17T00:00:00Z: valid from");
+    assert_fails(
+        &report,
+        Rule::Chain,
+        "is not valid at 2025-11-17T00:00:00Z: valid from",
+    );
     assert_fails(&report, Rule::Chain, "to 2025-11-16T");
 }
 
@@ -183,10 +237,21 @@ fn marvell_expired_root_rejected_after_expiry() {
 fn marvell_blob_byte_changed() {
     let mut blob = gunzip(&read("gcp-cloudhsm-marvell/ec-key-attestation.dat.gz"));
     // A byte of the key label "app_key" in the public key object.
-    let label = blob.windows(7).position(|window| window == b"app_key").unwrap();
+    let label = blob
+        .windows(7)
+        .position(|window| window == b"app_key")
+        .unwrap();
     blob[label] ^= 0x01;
-    let report = marvell_report(&blob, &read("gcp-cloudhsm-marvell/cert-chain.pem"), before_marvell_expiry());
-    assert_fails(&report, Rule::Chain, "attestation blob signature by partition key");
+    let report = marvell_report(
+        &blob,
+        &read("gcp-cloudhsm-marvell/cert-chain.pem"),
+        before_marvell_expiry(),
+    );
+    assert_fails(
+        &report,
+        Rule::Chain,
+        "attestation blob signature by partition key",
+    );
 }
 
 #[test]
@@ -194,8 +259,16 @@ fn marvell_signature_byte_changed() {
     let mut blob = gunzip(&read("gcp-cloudhsm-marvell/ec-key-attestation.dat.gz"));
     let last = blob.len() - 1;
     blob[last] ^= 0x01;
-    let report = marvell_report(&blob, &read("gcp-cloudhsm-marvell/cert-chain.pem"), before_marvell_expiry());
-    assert_fails(&report, Rule::Chain, "attestation blob signature by partition key");
+    let report = marvell_report(
+        &blob,
+        &read("gcp-cloudhsm-marvell/cert-chain.pem"),
+        before_marvell_expiry(),
+    );
+    assert_fails(
+        &report,
+        Rule::Chain,
+        "attestation blob signature by partition key",
+    );
 }
 
 #[test]
@@ -206,7 +279,11 @@ fn marvell_certificate_byte_changed() {
         &chain,
         before_marvell_expiry(),
     );
-    assert_fails(&report, Rule::Chain, "signature of 'CN=HSM:5.3G1953-ICM001225\\, for FIPS mode");
+    assert_fails(
+        &report,
+        Rule::Chain,
+        "signature of 'CN=HSM:5.3G1953-ICM001225\\, for FIPS mode",
+    );
 }
 
 #[test]
@@ -223,7 +300,9 @@ fn marvell_owner_chain_reordered() {
 #[test]
 fn marvell_wrong_owner_root() {
     let mut roots = marvell_roots();
-    roots.owner = PinnedRoots::embedded(Vendor::YubiHsm2).unwrap().manufacturer;
+    roots.owner = PinnedRoots::embedded(Vendor::YubiHsm2)
+        .unwrap()
+        .manufacturer;
     let report = marvell::verify(
         &read("gcp-cloudhsm-marvell/ec-key-attestation.dat.gz"),
         &read("gcp-cloudhsm-marvell/cert-chain.pem"),
@@ -232,7 +311,11 @@ fn marvell_wrong_owner_root() {
         before_marvell_expiry(),
     )
     .unwrap();
-    assert_fails(&report, Rule::Chain, "'CN=Hawksbill Root v1 prod,O=Google Inc,L=Mountain View,ST=CA,C=US', which is not a pinned root");
+    assert_fails(
+        &report,
+        Rule::Chain,
+        "'CN=Hawksbill Root v1 prod,O=Google Inc,L=Mountain View,ST=CA,C=US', which is not a pinned root",
+    );
 }
 
 #[test]
@@ -282,8 +365,16 @@ fn yubihsm_certificate_byte_changed() {
     let last = der.len() - 1;
     der[last] ^= 0x01;
     chain[1] = cert::Cert::from_der(&der, "device").unwrap();
-    let report = yubihsm_report(&chain, &PinnedRoots::embedded(Vendor::YubiHsm2).unwrap(), before_marvell_expiry());
-    assert_fails(&report, Rule::Chain, "signature of 'CN=YubiHSM Attestation (34331133)'");
+    let report = yubihsm_report(
+        &chain,
+        &PinnedRoots::embedded(Vendor::YubiHsm2).unwrap(),
+        before_marvell_expiry(),
+    );
+    assert_fails(
+        &report,
+        Rule::Chain,
+        "signature of 'CN=YubiHSM Attestation (34331133)'",
+    );
 }
 
 #[test]
@@ -291,23 +382,42 @@ fn yubihsm_chain_reordered() {
     let mut chain = yubihsm_chain();
     chain.swap(1, 2);
     let fleet_key = chain[0].spki().clone();
-    let report = yubihsm::verify(&chain, &fleet_key, &PinnedRoots::embedded(Vendor::YubiHsm2).unwrap(), before_marvell_expiry()).unwrap();
-    assert_fails(&report, Rule::Chain, "names issuer 'CN=YubiHSM Attestation (34331133)'");
+    let report = yubihsm::verify(
+        &chain,
+        &fleet_key,
+        &PinnedRoots::embedded(Vendor::YubiHsm2).unwrap(),
+        before_marvell_expiry(),
+    )
+    .unwrap();
+    assert_fails(
+        &report,
+        Rule::Chain,
+        "names issuer 'CN=YubiHSM Attestation (34331133)'",
+    );
 }
 
 #[test]
 fn yubihsm_mixed_with_marvell_certificate() {
     let mut chain = yubihsm_chain();
-    let marvell = cert::read_certs(&read("gcp-cloudhsm-marvell/cert-chain.pem"), "marvell").unwrap();
+    let marvell =
+        cert::read_certs(&read("gcp-cloudhsm-marvell/cert-chain.pem"), "marvell").unwrap();
     chain[2] = marvell[1].clone();
-    let report = yubihsm_report(&chain, &PinnedRoots::embedded(Vendor::YubiHsm2).unwrap(), before_marvell_expiry());
+    let report = yubihsm_report(
+        &chain,
+        &PinnedRoots::embedded(Vendor::YubiHsm2).unwrap(),
+        before_marvell_expiry(),
+    );
     assert_fails(&report, Rule::Chain, "not 'CN=HSM:5.3G1953-ICM001225");
 }
 
 #[test]
 fn yubihsm_wrong_root() {
     let report = yubihsm_report(&yubihsm_chain(), &marvell_roots(), before_marvell_expiry());
-    assert_fails(&report, Rule::Chain, "'CN=Yubico YubiHSM Root CA', which is not a pinned root");
+    assert_fails(
+        &report,
+        Rule::Chain,
+        "'CN=Yubico YubiHSM Root CA', which is not a pinned root",
+    );
 }
 
 #[test]
@@ -320,13 +430,21 @@ fn yubihsm_key_mismatch() {
         before_marvell_expiry(),
     )
     .unwrap();
-    assert_fails(&report, Rule::KeyMatches, "differs from fleet key algorithm");
+    assert_fails(
+        &report,
+        Rule::KeyMatches,
+        "differs from fleet key algorithm",
+    );
 }
 
 #[test]
 fn yubihsm_time_before_validity() {
     let at = Utc.with_ymd_and_hms(2016, 6, 1, 0, 0, 0).unwrap();
-    let report = yubihsm_report(&yubihsm_chain(), &PinnedRoots::embedded(Vendor::YubiHsm2).unwrap(), at);
+    let report = yubihsm_report(
+        &yubihsm_chain(),
+        &PinnedRoots::embedded(Vendor::YubiHsm2).unwrap(),
+        at,
+    );
     assert_fails(
         &report,
         Rule::Chain,
@@ -344,10 +462,20 @@ fn luna_rsa_vector_passes() {
         before_marvell_expiry(),
     )
     .unwrap();
-    assert_eq!(report.outcome(Rule::Chain), Some(&Outcome::Pass), "{report}");
+    assert_eq!(
+        report.outcome(Rule::Chain),
+        Some(&Outcome::Pass),
+        "{report}"
+    );
     assert_eq!(report.outcome(Rule::KeyMatches), Some(&Outcome::Pass));
-    assert!(matches!(report.outcome(Rule::GeneratedOnDevice), Some(Outcome::NotAttested(_))));
-    assert!(matches!(report.outcome(Rule::NotExtractable), Some(Outcome::NotAttested(_))));
+    assert!(matches!(
+        report.outcome(Rule::GeneratedOnDevice),
+        Some(Outcome::NotAttested(_))
+    ));
+    assert!(matches!(
+        report.outcome(Rule::NotExtractable),
+        Some(Outcome::NotAttested(_))
+    ));
     assert!(report.passed());
     assert!(!report.fully_attested());
     assert_eq!(report.device_serial, "521174");
@@ -365,7 +493,11 @@ fn luna_ecc_vector_passes_with_note() {
         before_marvell_expiry(),
     )
     .unwrap();
-    assert_eq!(report.outcome(Rule::Chain), Some(&Outcome::Pass), "{report}");
+    assert_eq!(
+        report.outcome(Rule::Chain),
+        Some(&Outcome::Pass),
+        "{report}"
+    );
     assert_eq!(report.outcome(Rule::KeyMatches), Some(&Outcome::Pass));
     assert_eq!(report.device_serial, "521174");
     assert_eq!(report.notes.len(), 1, "{:?}", report.notes);
@@ -381,7 +513,10 @@ fn luna_ecc_leaf_signature_scalar_checked() {
         .iter()
         .find(|cert| cert.subject().contains("43000000ae000002d6f30700"))
         .unwrap();
-    let issuer = certs.iter().find(|cert| cert.subject().contains("CN=521174")).unwrap();
+    let issuer = certs
+        .iter()
+        .find(|cert| cert.subject().contains("CN=521174"))
+        .unwrap();
     assert!(leaf.check_issued_by(issuer).is_ok());
 
     let mut der = leaf.der.clone();
@@ -402,7 +537,11 @@ fn luna_wrong_root() {
         before_marvell_expiry(),
     )
     .unwrap();
-    assert_fails(&report, Rule::Chain, "Chrysalis-ITS Root,O=Chrysalis-ITS Inc.,L=Ottawa,ST=Ontario,C=CA', which is not a pinned root");
+    assert_fails(
+        &report,
+        Rule::Chain,
+        "Chrysalis-ITS Root,O=Chrysalis-ITS Inc.,L=Ottawa,ST=Ontario,C=CA', which is not a pinned root",
+    );
 }
 
 #[test]
@@ -415,7 +554,11 @@ fn luna_key_mismatch() {
         before_marvell_expiry(),
     )
     .unwrap();
-    assert_fails(&report, Rule::KeyMatches, "differs from fleet key algorithm");
+    assert_fails(
+        &report,
+        Rule::KeyMatches,
+        "differs from fleet key algorithm",
+    );
 }
 
 #[test]
@@ -428,14 +571,21 @@ fn luna_ecc_time_after_validity() {
         at,
     )
     .unwrap();
-    assert_fails(&report, Rule::Chain, "valid from 2010-08-12T15:23:06Z to 2030-08-12T15:23:06Z");
+    assert_fails(
+        &report,
+        Rule::Chain,
+        "valid from 2010-08-12T15:23:06Z to 2030-08-12T15:23:06Z",
+    );
 }
 
 #[test]
 fn verify_files_accepts_each_vendor() {
     let marvell = verify_files(
         Vendor::Marvell,
-        &[data("gcp-cloudhsm-marvell/ec-key-attestation.dat.gz"), data("gcp-cloudhsm-marvell/cert-chain.pem")],
+        &[
+            data("gcp-cloudhsm-marvell/ec-key-attestation.dat.gz"),
+            data("gcp-cloudhsm-marvell/cert-chain.pem"),
+        ],
         &pem_of(&marvell_fleet_key()),
         None,
         before_marvell_expiry(),
@@ -468,7 +618,10 @@ fn verify_files_accepts_each_vendor() {
         before_marvell_expiry(),
     )
     .unwrap();
-    assert!(luna.to_string().contains("\nnot attested not extractable: "));
+    assert!(
+        luna.to_string()
+            .contains("\nnot attested not extractable: ")
+    );
 }
 
 #[test]
@@ -476,7 +629,10 @@ fn verify_files_rejects_expired_marvell_root() {
     let at = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
     let error = verify_files(
         Vendor::Marvell,
-        &[data("gcp-cloudhsm-marvell/ec-key-attestation.dat.gz"), data("gcp-cloudhsm-marvell/cert-chain.pem")],
+        &[
+            data("gcp-cloudhsm-marvell/ec-key-attestation.dat.gz"),
+            data("gcp-cloudhsm-marvell/cert-chain.pem"),
+        ],
         &pem_of(&marvell_fleet_key()),
         None,
         at,
@@ -485,8 +641,17 @@ fn verify_files_rejects_expired_marvell_root() {
     let AttestError::Rejected(report) = &error else {
         panic!("expected a rejection, got {error}");
     };
-    assert_fails(report, Rule::Chain, "localca.liquidsecurity.cavium.com,OU=LiquidSecurity,O=Cavium\\, Inc.,L=San Jose,ST=California,C=US' is not valid at 2026-01-01T00:00:00Z");
-    assert!(error.to_string().contains("marvell attestation rejected:\n  chain: "), "{error}");
+    assert_fails(
+        report,
+        Rule::Chain,
+        "localca.liquidsecurity.cavium.com,OU=LiquidSecurity,O=Cavium\\, Inc.,L=San Jose,ST=California,C=US' is not valid at 2026-01-01T00:00:00Z",
+    );
+    assert!(
+        error
+            .to_string()
+            .contains("marvell attestation rejected:\n  chain: "),
+        "{error}"
+    );
     assert!(report.to_string().contains("\nFAIL chain: "));
 }
 
@@ -494,13 +659,19 @@ fn verify_files_rejects_expired_marvell_root() {
 fn verify_files_wrong_file_count() {
     let error = verify_files(
         Vendor::Luna,
-        &[data("thales-luna/ecc-pkc.p7b"), data("thales-luna/rsa-pkc.p7b")],
+        &[
+            data("thales-luna/ecc-pkc.p7b"),
+            data("thales-luna/rsa-pkc.p7b"),
+        ],
         &pem_of(&csr_key("thales-luna/ecc-test.csr")),
         None,
         before_marvell_expiry(),
     )
     .unwrap_err();
-    assert!(matches!(error, AttestError::FileCount { count: 2, .. }), "{error}");
+    assert!(
+        matches!(error, AttestError::FileCount { count: 2, .. }),
+        "{error}"
+    );
 }
 
 #[test]
@@ -508,5 +679,8 @@ fn vendor_names_round_trip() {
     for vendor in [Vendor::Marvell, Vendor::YubiHsm2, Vendor::Luna] {
         assert_eq!(vendor.name().parse::<Vendor>().unwrap(), vendor);
     }
-    assert!(matches!("thales".parse::<Vendor>(), Err(AttestError::UnknownVendor(_))));
+    assert!(matches!(
+        "thales".parse::<Vendor>(),
+        Err(AttestError::UnknownVendor(_))
+    ));
 }

@@ -43,9 +43,9 @@ impl Cert {
             reason: format!("invalid X.509 certificate: {error}"),
         };
 
-        // x509-cert 0.2 accepts an explicitly encoded `critical FALSE` (as in the Thales
-        // Luna ECC chain) and X.509 v1 certificates without extensions (the Marvell root
-        // and card certificates); both are accepted here on purpose.
+        // Accepted on purpose: x509-cert 0.2 decodes an explicitly encoded `critical FALSE`
+        // (the Thales Luna ECC chain). It also decodes X.509 v1 certificates without
+        // extensions (the Marvell root and card certificates).
         let parsed = Certificate::from_der(der).map_err(parse_error)?;
         let tbs = raw_tbs(der).map_err(parse_error)?.to_vec();
         Ok(Self {
@@ -106,8 +106,8 @@ impl Cert {
     /// under the issuer's public key. Returns notes on encodings accepted leniently.
     ///
     /// It does not check basic constraints or key usage of the issuer, because the vendors'
-    /// intermediates do not carry them (Marvell card certificates are X.509 v1, Luna
-    /// intermediates are not marked as CAs); trust comes from pinning the root instead.
+    /// intermediates do not carry them: Marvell card certificates are X.509 v1 and Luna
+    /// intermediates are not marked as CAs. Trust comes from pinning the root instead.
     pub fn check_issued_by(&self, issuer: &Cert) -> Result<Vec<String>, String> {
         if self.parsed.tbs_certificate.issuer != issuer.parsed.tbs_certificate.subject {
             return Err(format!(
@@ -196,8 +196,8 @@ fn verify_rsa(
 
     let key = rsa::RsaPublicKey::from_public_key_der(key_der)
         .map_err(|error| format!("invalid RSA issuer key: {error}"))?;
-    let signature =
-        Signature::try_from(signature).map_err(|error| format!("invalid RSA signature: {error}"))?;
+    let signature = Signature::try_from(signature)
+        .map_err(|error| format!("invalid RSA signature: {error}"))?;
     let result = if *algorithm == SHA256_WITH_RSA {
         VerifyingKey::<Sha256>::new(key).verify(message, &signature)
     } else if *algorithm == SHA384_WITH_RSA {
@@ -205,7 +205,9 @@ fn verify_rsa(
     } else if *algorithm == SHA512_WITH_RSA {
         VerifyingKey::<Sha512>::new(key).verify(message, &signature)
     } else {
-        return Err(format!("unsupported signature algorithm {algorithm} for an RSA key"));
+        return Err(format!(
+            "unsupported signature algorithm {algorithm} for an RSA key"
+        ));
     };
     result.map_err(|_| "RSA PKCS#1 v1.5 verification failed".to_owned())
 }
@@ -225,12 +227,14 @@ fn verify_ecdsa(
     } else if *algorithm == ECDSA_WITH_SHA384 {
         Sha384::digest(message).to_vec()
     } else {
-        return Err(format!("unsupported signature algorithm {algorithm} for an EC key"));
+        return Err(format!(
+            "unsupported signature algorithm {algorithm} for an EC key"
+        ));
     };
     let failed = |_| "ECDSA verification failed".to_owned();
 
     if curve == SECP256R1 {
-        let (r, s, notes) = decode_ecdsa_signature(signature, 32)?;
+        let EcdsaScalars { r, s, notes } = decode_ecdsa_signature(signature, 32)?;
         let key = p256::ecdsa::VerifyingKey::from_public_key_der(key_der)
             .map_err(|error| format!("invalid P-256 issuer key: {error}"))?;
         let signature = p256::ecdsa::Signature::from_scalars(
@@ -241,7 +245,7 @@ fn verify_ecdsa(
         key.verify_prehash(&prehash, &signature).map_err(failed)?;
         Ok(notes)
     } else if curve == SECP384R1 {
-        let (r, s, notes) = decode_ecdsa_signature(signature, 48)?;
+        let EcdsaScalars { r, s, notes } = decode_ecdsa_signature(signature, 48)?;
         let key = p384::ecdsa::VerifyingKey::from_public_key_der(key_der)
             .map_err(|error| format!("invalid P-384 issuer key: {error}"))?;
         let signature = p384::ecdsa::Signature::from_scalars(
@@ -265,7 +269,9 @@ fn verify_ed25519(
     use ed25519_dalek::pkcs8::DecodePublicKey;
 
     if *algorithm != ED25519 {
-        return Err(format!("unsupported signature algorithm {algorithm} for an Ed25519 key"));
+        return Err(format!(
+            "unsupported signature algorithm {algorithm} for an Ed25519 key"
+        ));
     }
     let key = ed25519_dalek::VerifyingKey::from_public_key_der(key_der)
         .map_err(|error| format!("invalid Ed25519 issuer key: {error}"))?;
@@ -283,10 +289,7 @@ fn verify_ed25519(
 /// reads a negative number. The magnitude is read as unsigned here, which is the value
 /// the signer computed; it is still checked against the curve order and verified, and
 /// the report carries a note saying which INTEGER was malformed.
-pub fn decode_ecdsa_signature(
-    signature: &[u8],
-    size: usize,
-) -> Result<(Vec<u8>, Vec<u8>, Vec<String>), String> {
+pub fn decode_ecdsa_signature(signature: &[u8], size: usize) -> Result<EcdsaScalars, String> {
     let malformed = |error: der::Error| format!("malformed ECDSA signature: {error}");
     let outer = AnyRef::from_der(signature).map_err(malformed)?;
     outer.tag().assert_eq(Tag::Sequence).map_err(malformed)?;
@@ -302,7 +305,9 @@ pub fn decode_ecdsa_signature(
     let mut scalars = Vec::new();
     for (name, any) in [("r", integers.0), ("s", integers.1)] {
         if any.tag() != Tag::Integer {
-            return Err(format!("malformed ECDSA signature: {name} is not an INTEGER"));
+            return Err(format!(
+                "malformed ECDSA signature: {name} is not an INTEGER"
+            ));
         }
         let (scalar, note) = unsigned_scalar(name, any.value(), size)?;
         notes.extend(note);
@@ -310,7 +315,18 @@ pub fn decode_ecdsa_signature(
     }
     let s = scalars.pop().unwrap_or_default();
     let r = scalars.pop().unwrap_or_default();
-    Ok((r, s, notes))
+    Ok(EcdsaScalars { r, s, notes })
+}
+
+/// The two scalars of an ECDSA signature, big-endian, with notes on lax encodings.
+#[derive(Debug)]
+pub struct EcdsaScalars {
+    /// The `r` scalar.
+    pub r: Vec<u8>,
+    /// The `s` scalar.
+    pub s: Vec<u8>,
+    /// One note per INTEGER that is not canonical DER.
+    pub notes: Vec<String>,
 }
 
 fn unsigned_scalar(
@@ -323,7 +339,11 @@ fn unsigned_scalar(
         [0, next, ..] => *next >= 0x80,
         [first, ..] => *first < 0x80,
     };
-    let magnitude: Vec<u8> = bytes.iter().copied().skip_while(|byte| *byte == 0).collect();
+    let magnitude: Vec<u8> = bytes
+        .iter()
+        .copied()
+        .skip_while(|byte| *byte == 0)
+        .collect();
     if magnitude.len() > size {
         return Err(format!("ECDSA {name} is longer than {size} bytes"));
     }
@@ -352,11 +372,13 @@ pub struct ChainCheck {
 ///
 /// The last certificate of `chain` may be a pinned root itself (byte for byte) or be
 /// issued by one. A root is trusted because it is pinned, so its self-signature is not
-/// checked (the Luna RSA root signs itself with SHA-1); its validity window is checked.
+/// checked (the Luna RSA root signs itself with SHA-1). Its validity window is checked.
 pub fn check_chain(chain: &[Cert], roots: &[Cert], at: DateTime<Utc>) -> ChainCheck {
     let mut check = ChainCheck::default();
     let Some(last) = chain.last() else {
-        check.failures.push("the chain contains no certificate".to_owned());
+        check
+            .failures
+            .push("the chain contains no certificate".to_owned());
         return check;
     };
 
@@ -445,7 +467,9 @@ pub fn decode_pem_blocks(bytes: &[u8], label: &str) -> Result<Vec<Vec<u8>>, Stri
                 let base64 = body.take().unwrap_or_default();
                 let der = base64::engine::general_purpose::STANDARD
                     .decode(base64)
-                    .map_err(|error| format!("invalid Base64 in PEM block {}: {error}", blocks.len() + 1))?;
+                    .map_err(|error| {
+                        format!("invalid Base64 in PEM block {}: {error}", blocks.len() + 1)
+                    })?;
                 blocks.push(der);
             }
             Some(collected) => collected.push_str(line),
@@ -458,4 +482,47 @@ pub fn decode_pem_blocks(bytes: &[u8], label: &str) -> Result<Vec<Vec<u8>>, Stri
         return Err(format!("no PEM block labelled {label} found"));
     }
     Ok(blocks)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ecdsa_unpadded_integer_noted() {
+        // SEQUENCE { INTEGER 0x01, INTEGER 0x80 (negative in DER: no leading zero) }
+        let scalars =
+            decode_ecdsa_signature(&[0x30, 0x06, 0x02, 0x01, 0x01, 0x02, 0x01, 0x80], 32).unwrap();
+        assert_eq!(scalars.r[31], 0x01);
+        assert_eq!(scalars.s[31], 0x80);
+        assert_eq!(scalars.notes.len(), 1);
+        assert!(scalars.notes[0].contains("INTEGER s"));
+    }
+
+    #[test]
+    fn ecdsa_canonical_integers_no_note() {
+        let scalars =
+            decode_ecdsa_signature(&[0x30, 0x07, 0x02, 0x01, 0x01, 0x02, 0x02, 0x00, 0x80], 32)
+                .unwrap();
+        assert!(scalars.notes.is_empty());
+    }
+
+    #[test]
+    fn ecdsa_oversized_integer_rejected() {
+        let mut signature = vec![0x30, 0x26, 0x02, 0x21];
+        signature.extend([0x7f; 33]);
+        signature.extend([0x02, 0x01, 0x01]);
+        let reason = decode_ecdsa_signature(&signature, 32).unwrap_err();
+        assert!(reason.contains("longer than 32 bytes"), "{reason}");
+    }
+
+    #[test]
+    fn pem_reader_accepts_long_lines_and_trailing_spaces() {
+        let pem = b"-----BEGIN CERTIFICATE----- \nAAEC\n-----END CERTIFICATE-----  \n";
+        assert_eq!(
+            decode_pem_blocks(pem, "CERTIFICATE").unwrap(),
+            vec![vec![0, 1, 2]]
+        );
+        assert!(decode_pem_blocks(b"-----BEGIN CERTIFICATE-----\nAAEC\n", "CERTIFICATE").is_err());
+    }
 }

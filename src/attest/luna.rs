@@ -194,5 +194,9 @@ fn device_serial(subject: &str) -> String {
         .into_iter()
         .rev()
         .collect();
-    if digits.is_empty() { common_name.to_owned() } else { digits }
+    if digits.is_empty() {
+        common_name.to_owned()
+    } else {
+        digits
+    }
 }

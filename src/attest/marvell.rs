@@ -72,7 +72,11 @@ impl KeyObject {
         if value.is_empty() || value.len() > 4 {
             return None;
         }
-        Some(value.iter().fold(0, |number, byte| (number << 8) | u32::from(*byte)))
+        Some(
+            value
+                .iter()
+                .fold(0, |number, byte| (number << 8) | u32::from(*byte)),
+        )
     }
 
     /// Returns boolean attribute `tag`: `Some` only for a one-byte value of 0 or 1.
@@ -107,7 +111,9 @@ pub fn parse(blob: &[u8]) -> Result<Attestation, AttestError> {
     let total_size = reader.u32()?;
     let buffer_size = reader.u32()?;
     if response_code != 0 {
-        return Err(parse_error(format!("response code is {response_code:#x}, not 0")));
+        return Err(parse_error(format!(
+            "response code is {response_code:#x}, not 0"
+        )));
     }
     if usize::try_from(total_size).ok() != Some(data.len()) {
         return Err(parse_error(format!(
@@ -130,7 +136,9 @@ pub fn parse(blob: &[u8]) -> Result<Attestation, AttestError> {
     let first = usize::from(info.u16()?);
     let second = usize::from(info.u16()?);
     if second == 0 {
-        return Err(parse_error("the blob contains one key object, expected two".into()));
+        return Err(parse_error(
+            "the blob contains one key object, expected two".into(),
+        ));
     }
     let first = read_object(signed, info_offset + first)?;
     let second = read_object(signed, info_offset + second)?;
@@ -344,7 +352,9 @@ pub fn verify(
     let generated = match private.flag(tag::LOCAL) {
         Some(true) => Outcome::Pass,
         Some(false) => Outcome::Fail("the private key's local attribute is false: imported".into()),
-        None => Outcome::Fail("the private key's local attribute is missing or not a boolean".into()),
+        None => {
+            Outcome::Fail("the private key's local attribute is missing or not a boolean".into())
+        }
     };
     let not_extractable = extractability(private);
 
@@ -411,7 +421,10 @@ mod tests {
     #[test]
     fn truncated_blob_is_parse_error() {
         let error = parse(&[0; 40]).unwrap_err();
-        assert!(error.to_string().contains("Marvell attestation blob"), "{error}");
+        assert!(
+            error.to_string().contains("Marvell attestation blob"),
+            "{error}"
+        );
     }
 
     #[test]

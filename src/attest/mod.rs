@@ -103,7 +103,9 @@ pub enum AttestError {
         reason: String,
     },
     /// The fleet public key could not be read.
-    #[error("invalid fleet public key: {0}\nhint: pass the SubjectPublicKeyInfo PEM from fleet-key.json")]
+    #[error(
+        "invalid fleet public key: {0}\nhint: pass the SubjectPublicKeyInfo PEM from fleet-key.json"
+    )]
     FleetKey(String),
     /// At least one rule failed.
     #[error("{} attestation rejected:{}", .0.vendor, failed_rules(.0))]
@@ -166,8 +168,14 @@ pub fn verify_files(
             &default_roots
         }
     };
-    let inputs: Vec<Vec<u8>> = files.iter().map(|path| read(path)).collect::<Result<_, _>>()?;
-    let names: Vec<String> = files.iter().map(|path| path.display().to_string()).collect();
+    let inputs: Vec<Vec<u8>> = files
+        .iter()
+        .map(|path| read(path))
+        .collect::<Result<_, _>>()?;
+    let names: Vec<String> = files
+        .iter()
+        .map(|path| path.display().to_string())
+        .collect();
 
     let report = match vendor {
         Vendor::Marvell => {
@@ -178,7 +186,11 @@ pub fn verify_files(
         }
         Vendor::YubiHsm2 => {
             if inputs.len() < 2 {
-                return Err(file_count(vendor, "at least 2 (key cert, device cert, ...)", files));
+                return Err(file_count(
+                    vendor,
+                    "at least 2 (key cert, device cert, ...)",
+                    files,
+                ));
             }
             let mut chain = Vec::new();
             for (bytes, name) in inputs.iter().zip(&names) {

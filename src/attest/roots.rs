@@ -72,7 +72,16 @@ mod tests {
             let roots = PinnedRoots::embedded(vendor).unwrap();
             assert!(!roots.manufacturer.is_empty(), "{vendor}");
         }
-        assert_eq!(PinnedRoots::embedded(Vendor::Marvell).unwrap().owner.len(), 1);
-        assert_eq!(PinnedRoots::embedded(Vendor::Luna).unwrap().manufacturer.len(), 2);
+        assert_eq!(
+            PinnedRoots::embedded(Vendor::Marvell).unwrap().owner.len(),
+            1
+        );
+        assert_eq!(
+            PinnedRoots::embedded(Vendor::Luna)
+                .unwrap()
+                .manufacturer
+                .len(),
+            2
+        );
     }
 }

@@ -1,8 +1,8 @@
 //! YubiHSM 2 key attestation certificates and Yubico's extensions in them.
 
 use chrono::{DateTime, Utc};
-use der::asn1::{BitString, ObjectIdentifier, OctetString, UintRef, Utf8StringRef};
 use der::Decode;
+use der::asn1::{BitString, ObjectIdentifier, OctetString, UintRef, Utf8StringRef};
 use spki::SubjectPublicKeyInfoOwned;
 
 use super::cert::{Cert, check_chain};
@@ -47,7 +47,12 @@ impl YubicoExtensions {
     /// Reads the Yubico extensions of `cert`.
     pub fn read(cert: &Cert) -> Result<Self, AttestError> {
         let mut found = Self::default();
-        let extensions = cert.parsed.tbs_certificate.extensions.as_deref().unwrap_or(&[]);
+        let extensions = cert
+            .parsed
+            .tbs_certificate
+            .extensions
+            .as_deref()
+            .unwrap_or(&[]);
         for extension in extensions {
             let value = extension.extn_value.as_bytes();
             let error = |name: &str, error: der::Error| AttestError::Parse {
@@ -66,12 +71,21 @@ impl YubicoExtensions {
                 found.origin = bits.last().copied();
             } else if oid == DOMAINS {
                 let bits = read_bits(value).map_err(|e| error("domains", e))?;
-                let mask = bits.iter().fold(0u64, |mask, byte| (mask << 8) | u64::from(*byte));
-                found.domains = Some((0..16).filter(|bit| mask & (1 << bit) != 0).map(|bit| bit + 1).collect());
+                let mask = bits
+                    .iter()
+                    .fold(0u64, |mask, byte| (mask << 8) | u64::from(*byte));
+                found.domains = Some(
+                    (0..16)
+                        .filter(|bit| mask & (1 << bit) != 0)
+                        .map(|bit| bit + 1)
+                        .collect(),
+                );
             } else if oid == CAPABILITIES {
                 let bits = read_bits(value).map_err(|e| error("capabilities", e))?;
-                found.capabilities =
-                    Some(bits.iter().fold(0u64, |mask, byte| (mask << 8) | u64::from(*byte)));
+                found.capabilities = Some(
+                    bits.iter()
+                        .fold(0u64, |mask, byte| (mask << 8) | u64::from(*byte)),
+                );
             } else if oid == OBJECT_ID {
                 found.object_id = Some(read_uint(value).map_err(|e| error("object id", e))?);
             } else if oid == LABEL {
@@ -89,7 +103,9 @@ fn read_uint(value: &[u8]) -> der::Result<u64> {
     if bytes.len() > 8 {
         return Err(der::ErrorKind::Overflow.into());
     }
-    Ok(bytes.iter().fold(0, |number, byte| (number << 8) | u64::from(*byte)))
+    Ok(bytes
+        .iter()
+        .fold(0, |number, byte| (number << 8) | u64::from(*byte)))
 }
 
 fn read_bits(value: &[u8]) -> der::Result<Vec<u8>> {
@@ -153,7 +169,9 @@ pub fn verify(
     notes.push(format!(
         "firmware {}, object id {}, label '{}', domains {:?}, capabilities {:#018x}",
         key_extensions.firmware.as_deref().unwrap_or("unknown"),
-        key_extensions.object_id.map_or("unknown".to_owned(), |id| format!("{id:#06x}")),
+        key_extensions
+            .object_id
+            .map_or("unknown".to_owned(), |id| format!("{id:#06x}")),
         key_extensions.label.as_deref().unwrap_or(""),
         key_extensions.domains.clone().unwrap_or_default(),
         key_extensions.capabilities.unwrap_or(0),
@@ -167,10 +185,22 @@ pub fn verify(
         chain: check.names,
         verified_at: at,
         rules: vec![
-            RuleResult { rule: Rule::Chain, outcome: outcome_from(failures) },
-            RuleResult { rule: Rule::KeyMatches, outcome: key_matches },
-            RuleResult { rule: Rule::GeneratedOnDevice, outcome: generated },
-            RuleResult { rule: Rule::NotExtractable, outcome: not_extractable },
+            RuleResult {
+                rule: Rule::Chain,
+                outcome: outcome_from(failures),
+            },
+            RuleResult {
+                rule: Rule::KeyMatches,
+                outcome: key_matches,
+            },
+            RuleResult {
+                rule: Rule::GeneratedOnDevice,
+                outcome: generated,
+            },
+            RuleResult {
+                rule: Rule::NotExtractable,
+                outcome: not_extractable,
+            },
         ],
         notes,
     })
