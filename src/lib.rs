@@ -8,6 +8,7 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod attest;
 pub mod bundle;
 pub mod log;
 
