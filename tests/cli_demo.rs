@@ -246,6 +246,10 @@ fn verify_accepts_demo_evidence() {
         stdout_text(&output)
     );
     assert!(!stdout_text(&output).contains("FAIL"));
+
+    let bundle = demo.evidence().join("bundle.json").display().to_string();
+    let output = demo.fleet_ceremony(&["verify", &bundle, "--trust", &trust]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr_text(&output));
 }
 
 #[test]
@@ -639,4 +643,37 @@ fn share_files_hash_as_recorded() {
             recorded
         );
     }
+}
+
+#[test]
+fn secret_files_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let demo = demo();
+    let mode = |relative: &str| {
+        let metadata = std::fs::metadata(demo.path(relative)).unwrap();
+        metadata.permissions().mode() & 0o777
+    };
+    for name in DEMO_CUSTODIANS {
+        assert_eq!(mode(&format!("shares/{name}.age")), 0o600, "{name}");
+        assert_eq!(mode(&format!("custodians/{name}/identity.txt")), 0o600);
+    }
+    assert_eq!(mode("auditor/auditor-key.pem"), 0o600);
+}
+
+#[test]
+fn run_rejects_finished_ceremony() {
+    let demo = demo();
+    let transcript = demo.path("ceremony/demo-fleet/transcript.jsonl");
+    let before = std::fs::read(&transcript).unwrap();
+
+    let output = demo.fleet_ceremony(&["run", "runbook.yaml", "--yes"]);
+
+    assert!(!output.status.success());
+    assert_eq!(stdout_text(&output), "");
+    assert!(
+        stderr_text(&output).contains("evidence/demo-fleet"),
+        "{}",
+        stderr_text(&output)
+    );
+    assert_eq!(std::fs::read(&transcript).unwrap(), before);
 }
