@@ -25,8 +25,8 @@ pub enum CeremonyError {
         step: &'static str,
         /// The member concerned.
         member: String,
-        /// The HSM error.
-        source: HsmError,
+        /// The HSM error, boxed because it is much larger than the other variants.
+        source: Box<HsmError>,
     },
     /// Shares could not be made or checked.
     #[error("step \"split credentials\" failed: {0}")]
@@ -89,7 +89,7 @@ impl CeremonyError {
         move |source| CeremonyError::Hsm {
             step,
             member: member.to_owned(),
-            source,
+            source: Box::new(source),
         }
     }
 }
