@@ -25,7 +25,7 @@ const PKCS11_SIGNER: &str = "  signer:
 /// Every mechanism the demo ceremony needs on SoftHSM 2.6.1.
 const NEEDED_MECHANISMS: &str = "CKM_EC_KEY_PAIR_GEN,CKM_ECDSA,CKM_RSA_PKCS_KEY_PAIR_GEN,CKM_RSA_PKCS_OAEP,CKM_AES_KEY_GEN,CKM_AES_KEY_WRAP_PAD";
 
-/// Returns `text` with `from` replaced by `to`; panics when `from` is absent, so a change
+/// Returns `text` with `from` replaced by `to`. Panics when `from` is absent, so a change
 /// of the demo runbook cannot silently turn a test into a no-op.
 fn replace_once(text: &str, from: &str, to: &str) -> String {
     assert!(text.contains(from), "{from:?} not in the runbook");

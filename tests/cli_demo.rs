@@ -124,13 +124,13 @@ impl Demo {
     }
 }
 
-/// The demo shared by the tests of this file.
+/// Returns the demo shared by the tests of this file, running it on first use.
 fn demo() -> &'static Demo {
     static DEMO: OnceLock<Demo> = OnceLock::new();
     DEMO.get_or_init(Demo::run)
 }
 
-/// A second, independent demo, for shares that belong to another ceremony.
+/// Returns a second, independent demo, for shares that belong to another ceremony.
 fn other_demo() -> &'static Demo {
     static DEMO: OnceLock<Demo> = OnceLock::new();
     DEMO.get_or_init(Demo::run)
@@ -182,7 +182,7 @@ fn object_blocks(listing: &str) -> Vec<Vec<&str>> {
     blocks
 }
 
-/// The value of `name:` in an object block, trimmed.
+/// Returns the trimmed value of `name:` in an object block.
 fn block_field<'a>(block: &[&'a str], name: &str) -> Option<&'a str> {
     block.iter().find_map(|line| {
         line.trim_start()
@@ -259,7 +259,7 @@ fn verify_rejects_changed_bundle() {
     copy_dir(&demo.evidence(), copy.path());
     let bundle_path = copy.path().join("bundle.json");
     let mut bytes = std::fs::read(&bundle_path).unwrap();
-    // Change one character of the base64 document: the JSON stays well formed.
+    // Changing one base64 character of the document keeps the JSON well formed.
     let marker = b"\"document\": \"";
     let start = bytes
         .windows(marker.len())

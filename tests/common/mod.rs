@@ -207,17 +207,17 @@ pub fn run_tool_ok(dir: &std::path::Path, program: &str, args: &[&str]) -> Strin
     String::from_utf8(output.stdout).unwrap()
 }
 
-/// Stdout of a finished command, as text.
+/// Returns the stdout of a finished command as text.
 pub fn stdout_text(output: &std::process::Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
-/// Stderr of a finished command, as text.
+/// Returns the stderr of a finished command as text.
 pub fn stderr_text(output: &std::process::Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
-/// Every file under `dir` with its bytes, keyed by path relative to `dir`.
+/// Reads every file under `dir`, keyed by its path relative to `dir`.
 pub fn snapshot(dir: &std::path::Path) -> std::collections::BTreeMap<std::path::PathBuf, Vec<u8>> {
     files_under(dir)
         .into_iter()
@@ -228,7 +228,7 @@ pub fn snapshot(dir: &std::path::Path) -> std::collections::BTreeMap<std::path::
         .collect()
 }
 
-/// Every regular file under `dir`, recursively, sorted.
+/// Lists every regular file under `dir`, recursively, sorted.
 pub fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut files = Vec::new();
     let mut pending = vec![dir.to_owned()];
@@ -330,22 +330,22 @@ impl CeremonyFolder {
         CeremonyFolder { temp }
     }
 
-    /// The folder.
+    /// Returns the folder.
     pub fn root(&self) -> &std::path::Path {
         self.temp.path()
     }
 
-    /// A path inside the folder.
+    /// Returns a path inside the folder.
     pub fn path(&self, relative: &str) -> std::path::PathBuf {
         self.temp.path().join(relative)
     }
 
-    /// The SoftHSM configuration of the fleet's tokens.
+    /// Returns the path of the SoftHSM configuration of the fleet's tokens.
     pub fn conf(&self) -> std::path::PathBuf {
         self.path("softhsm2.conf")
     }
 
-    /// Files in the fleet's token folder.
+    /// Lists the files in the fleet's token folder.
     pub fn token_files(&self) -> Vec<std::path::PathBuf> {
         files_under(&self.path("tokens"))
     }
