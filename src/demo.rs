@@ -307,9 +307,9 @@ fn random_pin() -> SecretString {
 /// Linux's name for the running executable, valid even after its file is replaced.
 const PROC_SELF_EXE: &str = "/proc/self/exe";
 
-/// Returns the path that starts this same executable. On Linux it is `/proc/self/exe`, so
-/// every step runs the build that started the demo, even when the file on disk is
-/// replaced during the run (an upgrade or a rebuild); elsewhere it is the file's path.
+/// Returns the path that starts this same executable. On Linux that is `/proc/self/exe`,
+/// so every step runs the build that started the demo even when the file on disk is
+/// replaced during the run. Elsewhere it is the file's path.
 fn own_executable() -> std::io::Result<PathBuf> {
     let proc_exe = Path::new(PROC_SELF_EXE);
     if proc_exe.exists() {
