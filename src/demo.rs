@@ -304,6 +304,20 @@ fn random_pin() -> SecretString {
     SecretString::from(hex::encode(&bytes[..]))
 }
 
+/// Linux's name for the running executable, valid even after its file is replaced.
+const PROC_SELF_EXE: &str = "/proc/self/exe";
+
+/// Returns the path that starts this same executable. On Linux that is `/proc/self/exe`,
+/// so every step runs the build that started the demo even when the file on disk is
+/// replaced during the run. Elsewhere it is the file's path.
+fn own_executable() -> std::io::Result<PathBuf> {
+    let proc_exe = Path::new(PROC_SELF_EXE);
+    if proc_exe.exists() {
+        return Ok(proc_exe.to_owned());
+    }
+    std::env::current_exe()
+}
+
 fn step(
     layout: &Layout,
     name: &'static str,
@@ -325,7 +339,7 @@ fn step_allowing(
     allowed: &[i32],
 ) -> Result<(), DemoError> {
     tracing::info!("demo step: {name}");
-    let exe = std::env::current_exe().map_err(|source| DemoError::Io {
+    let exe = own_executable().map_err(|source| DemoError::Io {
         what: "cannot find the fleet-ceremony executable".into(),
         source,
     })?;

@@ -25,7 +25,7 @@ pub enum CeremonyError {
         step: &'static str,
         /// The member concerned.
         member: String,
-        /// The HSM error.
+        /// The HSM error, boxed because it is much larger than the other variants.
         source: Box<HsmError>,
     },
     /// Shares could not be made or checked.

@@ -81,10 +81,24 @@ pub fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(error) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", error_text(&error));
             ExitCode::from(EXIT_ERROR)
         }
     }
+}
+
+/// Formats an error and its causes like anyhow's `{:#}`, but skips a cause whose text is
+/// already in the message, because most error types here print their cause themselves.
+fn error_text(error: &anyhow::Error) -> String {
+    let mut text = error.to_string();
+    for cause in error.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text
 }
 
 fn init_logging(verbose: u8) {
@@ -102,4 +116,42 @@ fn init_logging(verbose: u8) {
         .with_target(false)
         .without_time()
         .init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot read key.pem: {source}")]
+    struct ReadError {
+        source: std::io::Error,
+    }
+
+    fn not_found() -> std::io::Error {
+        std::io::Error::new(std::io::ErrorKind::NotFound, "no such file")
+    }
+
+    #[test]
+    fn error_text_skips_repeated_cause() {
+        let error = anyhow::Error::new(ReadError {
+            source: not_found(),
+        });
+        assert_eq!(error_text(&error), "cannot read key.pem: no such file");
+    }
+
+    #[test]
+    fn error_text_keeps_new_causes() {
+        let error = anyhow::Error::new(not_found()).context("cannot load the runbook");
+        assert_eq!(error_text(&error), "cannot load the runbook: no such file");
+
+        let error = anyhow::Error::new(ReadError {
+            source: not_found(),
+        })
+        .context("signing failed");
+        assert_eq!(
+            error_text(&error),
+            "signing failed: cannot read key.pem: no such file"
+        );
+    }
 }

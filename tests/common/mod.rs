@@ -1,4 +1,5 @@
-//! Helpers shared by the integration tests: fresh keys, a sample document, bundles.
+//! Helpers shared by the integration tests: fresh keys, a sample document, bundles, and
+//! folders and commands for running the `fleet-ceremony` binary against SoftHSM.
 
 #![allow(dead_code)]
 
@@ -171,5 +172,202 @@ impl Parties {
         };
         let operator = OperatorSignature::countersign(&auditor, &self.operator).unwrap();
         Bundle::assemble(document_bytes, &auditor, &operator)
+    }
+}
+
+// Helpers for the end-to-end tests of the `fleet-ceremony` binary.
+
+/// The SoftHSM2 PKCS#11 module the tests run against.
+pub const SOFTHSM_MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
+
+/// Returns a command for the `fleet-ceremony` binary with SoftHSM pointed at `conf`.
+pub fn fleet_ceremony(conf: &std::path::Path) -> assert_cmd::Command {
+    let mut command = assert_cmd::Command::cargo_bin("fleet-ceremony").unwrap();
+    command.env("SOFTHSM2_CONF", conf);
+    command
+}
+
+/// Runs an external tool in `dir` and returns its output; panics when it cannot start.
+pub fn run_tool(dir: &std::path::Path, program: &str, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(program)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|error| panic!("cannot run {program}: {error}"))
+}
+
+/// Runs an external tool in `dir`, asserts that it succeeds and returns its stdout.
+pub fn run_tool_ok(dir: &std::path::Path, program: &str, args: &[&str]) -> String {
+    let output = run_tool(dir, program, args);
+    assert!(
+        output.status.success(),
+        "{program} {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// Returns the stdout of a finished command as text.
+pub fn stdout_text(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Returns the stderr of a finished command as text.
+pub fn stderr_text(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Reads every file under `dir`, keyed by its path relative to `dir`.
+pub fn snapshot(dir: &std::path::Path) -> std::collections::BTreeMap<std::path::PathBuf, Vec<u8>> {
+    files_under(dir)
+        .into_iter()
+        .map(|path| {
+            let bytes = std::fs::read(&path).unwrap();
+            (path.strip_prefix(dir).unwrap().to_owned(), bytes)
+        })
+        .collect()
+}
+
+/// Lists every regular file under `dir`, recursively, sorted.
+pub fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    let mut pending = vec![dir.to_owned()];
+    while let Some(folder) = pending.pop() {
+        for entry in std::fs::read_dir(&folder).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+/// Copies the folder `from` into the new folder `to`, recursively.
+pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    for file in files_under(from) {
+        let target = to.join(file.strip_prefix(from).unwrap());
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        std::fs::copy(&file, &target).unwrap();
+    }
+}
+
+/// Writes a SoftHSM2 configuration at `conf` that keeps tokens in `tokens` (created
+/// empty), followed by `extra` lines.
+pub fn write_softhsm_conf(conf: &std::path::Path, tokens: &std::path::Path, extra: &str) {
+    std::fs::create_dir_all(tokens).unwrap();
+    let text = format!(
+        "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n{extra}",
+        tokens.display()
+    );
+    std::fs::write(conf, text).unwrap();
+}
+
+/// Returns trust file text pinning two Ed25519 public keys given as SPKI PEM.
+pub fn trust_yaml_from_pem(auditor_pem: &str, operator_pem: &str) -> String {
+    let indent = |pem: &str| {
+        pem.lines()
+            .map(|line| format!("    {line}\n"))
+            .collect::<String>()
+    };
+    format!(
+        "version: 1\nauditor:\n  name: Example Audit Ltd\n  public_key: |\n{}operator:\n  name: Example Backup Service\n  public_key: |\n{}",
+        indent(auditor_pem),
+        indent(operator_pem),
+    )
+}
+
+/// Writes a fresh Ed25519 key pair made by openssl: the PKCS#8 private key at `private`
+/// and the SPKI public key at `public`.
+pub fn openssl_ed25519_key(dir: &std::path::Path, private: &str, public: &str) {
+    run_tool_ok(
+        dir,
+        "openssl",
+        &["genpkey", "-algorithm", "ed25519", "-out", private],
+    );
+    run_tool_ok(
+        dir,
+        "openssl",
+        &["pkey", "-in", private, "-pubout", "-out", public],
+    );
+}
+
+/// Custodians of the demo runbook.
+pub const DEMO_CUSTODIANS: [&str; 3] = ["alice", "bob", "carol"];
+
+/// A temporary folder holding a runbook and every file it names, with its own SoftHSM
+/// configuration and an empty token folder.
+pub struct CeremonyFolder {
+    temp: tempfile::TempDir,
+}
+
+impl CeremonyFolder {
+    /// Lays out ceremonies/demo-fleet.yaml after `edit`, with age recipients made by
+    /// `age-keygen` and auditor and operator Ed25519 keys made by openssl.
+    pub fn new(edit: impl FnOnce(String) -> String) -> Self {
+        let temp = tempfile::tempdir().unwrap();
+        let root = temp.path();
+        let demo = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("ceremonies/demo-fleet.yaml"),
+        )
+        .unwrap();
+        std::fs::write(root.join("runbook.yaml"), edit(demo)).unwrap();
+
+        for name in DEMO_CUSTODIANS {
+            let folder = root.join("custodians").join(name);
+            std::fs::create_dir_all(&folder).unwrap();
+            run_tool_ok(&folder, "age-keygen", &["-o", "identity.txt"]);
+            let recipient = run_tool_ok(&folder, "age-keygen", &["-y", "identity.txt"]);
+            std::fs::write(folder.join("recipient.txt"), recipient).unwrap();
+        }
+        std::fs::create_dir_all(root.join("keys-public")).unwrap();
+        openssl_ed25519_key(root, "auditor-key.pem", "keys-public/auditor.pem");
+        openssl_ed25519_key(root, "operator-key.pem", "keys-public/operator.pem");
+        write_softhsm_conf(&root.join("softhsm2.conf"), &root.join("tokens"), "");
+        CeremonyFolder { temp }
+    }
+
+    /// Returns the folder.
+    pub fn root(&self) -> &std::path::Path {
+        self.temp.path()
+    }
+
+    /// Returns a path inside the folder.
+    pub fn path(&self, relative: &str) -> std::path::PathBuf {
+        self.temp.path().join(relative)
+    }
+
+    /// Returns the path of the SoftHSM configuration of the fleet's tokens.
+    pub fn conf(&self) -> std::path::PathBuf {
+        self.path("softhsm2.conf")
+    }
+
+    /// Lists the files in the fleet's token folder.
+    pub fn token_files(&self) -> Vec<std::path::PathBuf> {
+        files_under(&self.path("tokens"))
+    }
+
+    /// Returns `fleet-ceremony ARGS` run inside the folder with its SoftHSM configuration.
+    pub fn command(&self, args: &[&str]) -> assert_cmd::Command {
+        let mut command = fleet_ceremony(&self.conf());
+        command.current_dir(self.root()).args(args).write_stdin("");
+        command
+    }
+
+    /// Runs `fleet-ceremony ARGS` inside the folder and returns its output.
+    pub fn run(&self, args: &[&str]) -> std::process::Output {
+        self.command(args).output().unwrap()
+    }
+
+    /// Writes a trust file pinning the folder's auditor and operator public keys.
+    pub fn write_trust(&self) -> std::path::PathBuf {
+        let auditor = std::fs::read_to_string(self.path("keys-public/auditor.pem")).unwrap();
+        let operator = std::fs::read_to_string(self.path("keys-public/operator.pem")).unwrap();
+        let path = self.path("keys-public/trust.yaml");
+        std::fs::write(&path, trust_yaml_from_pem(&auditor, &operator)).unwrap();
+        path
     }
 }

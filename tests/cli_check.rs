@@ -1,0 +1,344 @@
+//! End-to-end tests of `fleet-ceremony check` and of the traps `run` must stop at, run
+//! against SoftHSM2 token folders made for each test.
+
+#![cfg(feature = "ceremony")]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{
+    CeremonyFolder, SOFTHSM_MODULE, files_under, fleet_ceremony, run_tool_ok, snapshot,
+    stderr_text, stdout_text, write_softhsm_conf,
+};
+
+const RUNBOOK_DATA: &str = "tests/data/runbooks";
+
+/// Operator signer block of ceremonies/demo-fleet.yaml.
+const PKCS11_SIGNER: &str = "  signer:
+    pkcs11:
+      token:
+        label: demo-operator
+      key_label: operator-signing-key
+";
+
+/// Every mechanism the demo ceremony needs on SoftHSM 2.6.1.
+const NEEDED_MECHANISMS: &str = "CKM_EC_KEY_PAIR_GEN,CKM_ECDSA,CKM_RSA_PKCS_KEY_PAIR_GEN,CKM_RSA_PKCS_OAEP,CKM_AES_KEY_GEN,CKM_AES_KEY_WRAP_PAD";
+
+/// Returns `text` with `from` replaced by `to`. Panics when `from` is absent, so a change
+/// of the demo runbook cannot silently turn a test into a no-op.
+fn replace_once(text: &str, from: &str, to: &str) -> String {
+    assert!(text.contains(from), "{from:?} not in the runbook");
+    text.replacen(from, to, 1)
+}
+
+fn ed25519(text: String) -> String {
+    replace_once(&text, "algorithm: ecdsa-p256", "algorithm: ed25519")
+}
+
+/// Keeps only the first member of the demo runbook.
+fn one_member(text: String) -> String {
+    let start = text.find("  - name: frankfurt-1").unwrap();
+    let end = text.find("custodians:").unwrap();
+    format!("{}{}", &text[..start], &text[end..])
+}
+
+/// Makes the operator sign with the openssl key file of the ceremony folder.
+fn key_file_signer(text: String) -> String {
+    replace_once(
+        &text,
+        PKCS11_SIGNER,
+        "  signer:\n    key_file: operator-key.pem\n",
+    )
+}
+
+fn fixtures(prefix: &str) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(RUNBOOK_DATA)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| {
+            let name = path.file_name().unwrap().to_str().unwrap();
+            name.starts_with(prefix) && name.ends_with(".yaml")
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+fn assert_failed_with(output: &std::process::Output, parts: &[&str]) {
+    assert!(
+        !output.status.success(),
+        "succeeded:\n{}",
+        stdout_text(output)
+    );
+    let stderr = stderr_text(output);
+    for part in parts {
+        assert!(stderr.contains(part), "{part:?} not in:\n{stderr}");
+    }
+}
+
+#[test]
+fn check_rejects_fixtures() {
+    // The fixtures name files relative to the crate root, as tests/runbook.rs reads them.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let temp = tempfile::tempdir().unwrap();
+    let conf = temp.path().join("softhsm2.conf");
+    let tokens = temp.path().join("tokens");
+    write_softhsm_conf(&conf, &tokens, "");
+    let data_before = snapshot(&root.join(RUNBOOK_DATA));
+    let files = fixtures("fail_");
+    assert!(files.len() >= 30);
+
+    let mut mismatches = Vec::new();
+    for path in &files {
+        let expected = std::fs::read_to_string(path.with_extension("err")).unwrap();
+        let output = fleet_ceremony(&conf)
+            .current_dir(root)
+            .arg("check")
+            .arg(path)
+            .write_stdin("")
+            .output()
+            .unwrap();
+        let stderr = stderr_text(&output);
+        if output.status.success() {
+            mismatches.push(format!("{}: check passed", path.display()));
+        } else if !stderr.contains(expected.trim_end()) {
+            mismatches.push(format!(
+                "{}:\n  expected: {expected:?}\n  stderr:   {stderr:?}",
+                path.display()
+            ));
+        }
+    }
+
+    assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+    assert!(files_under(&tokens).is_empty());
+    assert!(data_before == snapshot(&root.join(RUNBOOK_DATA)));
+}
+
+#[test]
+fn check_passes_fresh_tokens() {
+    let folder = CeremonyFolder::new(|text| text);
+
+    let output = folder.run(&["check", "runbook.yaml"]);
+
+    assert!(output.status.success(), "{}", stderr_text(&output));
+    let stdout = stdout_text(&output);
+    assert!(stdout.contains("Fleet demo-fleet, epoch 1"), "{stdout}");
+    for label in ["demo-zurich-1", "demo-frankfurt-1", "demo-dublin-1"] {
+        assert!(stdout.contains(&format!("\"{label}\"")), "{stdout}");
+    }
+    assert!(stdout.contains("check passed"), "{stdout}");
+    assert!(folder.token_files().is_empty());
+    assert!(!folder.path("ceremony").exists());
+    assert!(!folder.path("shares").exists());
+}
+
+#[test]
+fn check_rejects_existing_token() {
+    let folder = CeremonyFolder::new(|text| text);
+    let init = std::process::Command::new("softhsm2-util")
+        .args(["--init-token", "--free", "--label", "demo-dublin-1"])
+        .args(["--so-pin", "12345678", "--pin", "12345678"])
+        .env("SOFTHSM2_CONF", folder.conf())
+        .output()
+        .unwrap();
+    assert!(init.status.success(), "{}", stderr_text(&init));
+    let tokens_before = snapshot(&folder.path("tokens"));
+    assert!(!tokens_before.is_empty());
+
+    let check = folder.run(&["check", "runbook.yaml"]);
+    assert_failed_with(
+        &check,
+        &["\"demo-dublin-1\" already exists", "erase its keys"],
+    );
+
+    let run = folder.run(&["run", "runbook.yaml", "--yes"]);
+    assert_failed_with(
+        &run,
+        &["\"demo-dublin-1\" already exists", "nothing was changed"],
+    );
+    assert!(!folder.path("ceremony/demo-fleet/transcript.jsonl").exists());
+    assert!(!folder.path("shares").exists());
+    assert!(tokens_before == snapshot(&folder.path("tokens")));
+}
+
+#[test]
+fn check_rejects_missing_mechanism() {
+    // NOTE: SoftHSM 2.6.1 does not disable the first name of a `-`-prefixed
+    // `slots.mechanisms` list (seen with `pkcs11-tool -M`), so both cases list the
+    // enabled mechanisms instead.
+    let without_pad = NEEDED_MECHANISMS.replace(",CKM_AES_KEY_WRAP_PAD", ",CKM_AES_KEY_WRAP");
+    let cases = [(NEEDED_MECHANISMS, true), (without_pad.as_str(), false)];
+
+    for (mechanisms, passes) in cases {
+        let folder = CeremonyFolder::new(|text| text);
+        write_softhsm_conf(
+            &folder.conf(),
+            &folder.path("tokens"),
+            &format!("slots.mechanisms = {mechanisms}\n"),
+        );
+
+        let output = folder.run(&["check", "runbook.yaml"]);
+
+        if passes {
+            assert!(output.status.success(), "{}", stderr_text(&output));
+        } else {
+            assert_failed_with(&output, &["does not support CKM_AES_KEY_WRAP_PAD"]);
+        }
+        assert!(folder.token_files().is_empty());
+    }
+}
+
+#[test]
+fn check_rejects_replicated_ed25519() {
+    let folder = CeremonyFolder::new(ed25519);
+
+    let output = folder.run(&["check", "runbook.yaml"]);
+
+    assert_failed_with(&output, &["fleet_key.algorithm", "ecdsa-p256"]);
+    assert!(folder.token_files().is_empty());
+}
+
+#[test]
+fn run_single_ed25519_member() {
+    let folder = CeremonyFolder::new(|text| key_file_signer(one_member(ed25519(text))));
+    let work = "ceremony/demo-fleet";
+
+    let check = folder.run(&["check", "runbook.yaml"]);
+    assert!(check.status.success(), "{}", stderr_text(&check));
+    let run = folder.run(&["run", "runbook.yaml", "--yes"]);
+    assert_eq!(run.status.code(), Some(4), "{}", stderr_text(&run));
+    let sign = folder.run(&[
+        "bundle",
+        "sign",
+        "--request",
+        &format!("{work}/signing-request.json"),
+        "--document",
+        &format!("{work}/fleet-key.json"),
+        "--key",
+        "auditor-key.pem",
+        "--out",
+        &format!("{work}/auditor-signature.json"),
+    ]);
+    assert!(sign.status.success(), "{}", stderr_text(&sign));
+    let countersign = folder.run(&["bundle", "countersign", "runbook.yaml"]);
+    assert!(
+        countersign.status.success(),
+        "{}",
+        stderr_text(&countersign)
+    );
+    let finish = folder.run(&["run", "runbook.yaml"]);
+    assert!(finish.status.success(), "{}", stderr_text(&finish));
+    let trust = folder.write_trust();
+    let verify = folder.run(&[
+        "verify",
+        "evidence/demo-fleet",
+        "--trust",
+        &trust.display().to_string(),
+    ]);
+    assert_eq!(verify.status.code(), Some(0), "{}", stdout_text(&verify));
+
+    let text = run_tool_ok(
+        folder.root(),
+        "openssl",
+        &[
+            "pkey",
+            "-pubin",
+            "-in",
+            "evidence/demo-fleet/fleet-key.pem",
+            "-text",
+            "-noout",
+        ],
+    );
+    assert!(text.starts_with("ED25519 Public-Key:"), "{text}");
+}
+
+#[test]
+fn run_needs_confirmation() {
+    let folder = CeremonyFolder::new(|text| text);
+    let before = snapshot(folder.root());
+
+    let output = folder.run(&["run", "runbook.yaml"]);
+
+    assert_failed_with(&output, &["confirmation needed", "--yes"]);
+    assert!(before == snapshot(folder.root()));
+}
+
+#[test]
+fn check_rejects_existing_share() {
+    let folder = CeremonyFolder::new(|text| text);
+    std::fs::create_dir(folder.path("shares")).unwrap();
+    std::fs::write(folder.path("shares/alice.age"), "an older share\n").unwrap();
+
+    let output = folder.run(&["check", "runbook.yaml"]);
+
+    assert_failed_with(&output, &["shares/alice.age", "exists already"]);
+    assert!(folder.token_files().is_empty());
+}
+
+#[test]
+fn countersign_rejects_wrong_pin() {
+    let folder = CeremonyFolder::new(|text| text);
+    let operator_conf = folder.path("operator/softhsm2.conf");
+    write_softhsm_conf(&operator_conf, &folder.path("operator/tokens"), "");
+    std::fs::remove_file(folder.path("keys-public/operator.pem")).unwrap();
+    let init = fleet_ceremony(&operator_conf)
+        .current_dir(folder.root())
+        .args(["operator", "init", "--module", SOFTHSM_MODULE])
+        .args(["--token-label", "demo-operator"])
+        .args(["--key-label", "operator-signing-key"])
+        .args([
+            "--public-key-out",
+            "keys-public/operator.pem",
+            "--pin-stdin",
+        ])
+        .write_stdin("operator-so-pin\noperator-user-pin\n")
+        .output()
+        .unwrap();
+    assert!(init.status.success(), "{}", stderr_text(&init));
+
+    let run = folder.run(&["run", "runbook.yaml", "--yes"]);
+    assert_eq!(run.status.code(), Some(4), "{}", stderr_text(&run));
+    let work = "ceremony/demo-fleet";
+    let sign = folder.run(&[
+        "bundle",
+        "sign",
+        "--request",
+        &format!("{work}/signing-request.json"),
+        "--document",
+        &format!("{work}/fleet-key.json"),
+        "--key",
+        "auditor-key.pem",
+        "--out",
+        &format!("{work}/auditor-signature.json"),
+    ]);
+    assert!(sign.status.success(), "{}", stderr_text(&sign));
+    let countersign = |pin: &str| {
+        fleet_ceremony(&operator_conf)
+            .current_dir(folder.root())
+            .args(["bundle", "countersign", "runbook.yaml", "--pin-stdin"])
+            .write_stdin(format!("{pin}\n"))
+            .output()
+            .unwrap()
+    };
+    let signature = folder.path(&format!("{work}/operator-signature.json"));
+
+    let wrong = countersign("not-the-operator-pin");
+    assert_failed_with(&wrong, &["wrong PIN", "C_Login returned CKR_PIN_INCORRECT"]);
+    assert!(!signature.exists());
+
+    let right = countersign("operator-user-pin");
+    assert!(right.status.success(), "{}", stderr_text(&right));
+    assert!(signature.exists());
+}
+
+#[test]
+fn error_names_cause_once() {
+    let folder = CeremonyFolder::new(|text| text);
+
+    let output = folder.run(&["verify", "evidence/demo-fleet", "--trust", "missing.yaml"]);
+
+    assert_failed_with(&output, &["missing.yaml", "(os error 2)"]);
+    let stderr = stderr_text(&output);
+    assert_eq!(stderr.matches("(os error 2)").count(), 1, "{stderr}");
+}
