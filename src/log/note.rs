@@ -76,7 +76,8 @@ pub enum NoteError {
     },
 }
 
-/// Returns the signed-note key ID: SHA-256(name || 0x0A || type || public key)[:4], big-endian.
+/// Returns the signed-note key ID: the first four bytes of
+/// SHA-256(name || 0x0A || type || public key), big-endian.
 pub fn key_id(name: &str, signature_type: u8, public_key: &[u8]) -> u32 {
     let mut hasher = Sha256::new();
     hasher.update(name.as_bytes());
