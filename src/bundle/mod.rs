@@ -5,6 +5,7 @@ pub mod countersign;
 pub mod document;
 pub mod files;
 pub mod keys;
+pub mod signoff;
 pub mod statement;
 pub mod trust;
 pub mod verify;

@@ -10,6 +10,7 @@ mod pin;
 mod quorum;
 mod run;
 mod shares;
+mod transcript;
 mod verify;
 
 use std::process::ExitCode;
@@ -60,6 +61,9 @@ enum Command {
     /// Operator key management.
     #[command(subcommand)]
     Operator(operator::Command),
+    /// Witness sign-offs of a ceremony's transcript.
+    #[command(subcommand)]
+    Transcript(transcript::Command),
     /// Play every role of a ceremony on this machine, on SoftHSM tokens in a new folder.
     Demo(demo::Args),
 }
@@ -76,6 +80,7 @@ pub fn main() -> ExitCode {
         Command::Verify(args) => verify::run(&args),
         Command::Shares(command) => shares::run(command),
         Command::Operator(command) => operator::run(command),
+        Command::Transcript(command) => transcript::run(command),
         Command::Demo(args) => demo::run(&args),
     };
     match result {
