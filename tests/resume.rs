@@ -63,7 +63,7 @@ fn interrupted_demo(point: &str) -> (tempfile::TempDir, PathBuf) {
     (temp, dir)
 }
 
-/// The user PIN of each demo token, recovered with `shares combine --reveal`.
+/// Recovers the user PIN of each demo token with `shares combine --reveal`.
 fn user_pins(dir: &Path) -> Vec<(String, String)> {
     let mut args = vec!["shares", "combine", "--reveal"];
     args.extend(quorum());

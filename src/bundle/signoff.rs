@@ -50,7 +50,7 @@ pub struct Signoff {
     pub signature: String,
 }
 
-/// The signed bytes: [`SIGNOFF_CONTEXT`], then the fleet id, a line feed, the hex
+/// Builds the signed bytes: [`SIGNOFF_CONTEXT`], then the fleet id, a line feed, the hex
 /// transcript digest and a line feed.
 pub fn signoff_message(fleet_id: &str, transcript_sha256: &str) -> Vec<u8> {
     format!("{SIGNOFF_CONTEXT}{fleet_id}\n{transcript_sha256}\n").into_bytes()

@@ -16,7 +16,7 @@ use crate::runbook::Runbook;
 use crate::shares::CredentialSet;
 use crate::transcript::Transcript;
 
-/// What `abandon` did.
+/// Report of an `abandon` run.
 #[derive(Debug, Default)]
 pub struct Abandoned {
     /// Members whose fleet key objects were destroyed, with the number of objects.

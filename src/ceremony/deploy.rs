@@ -30,7 +30,7 @@ use crate::transcript::Transcript;
 /// Name and version of this tool, as recorded in documents.
 pub const TOOL: &str = concat!("fleet-ceremony ", env!("CARGO_PKG_VERSION"));
 
-/// What the HSM part produced.
+/// Result of the HSM part of a ceremony.
 #[derive(Debug)]
 pub struct Deployed {
     /// Ceremony id, as recorded in the transcript and the shares.
@@ -103,9 +103,9 @@ pub fn deploy(runbook: &Runbook) -> Result<Deployed, CeremonyError> {
 }
 
 /// Continues an interrupted ceremony with the credentials a quorum of custodians
-/// recovered. Every step the transcript records is checked against the HSMs; objects and
+/// recovered. Every step the transcript records is checked against the HSMs. Objects and
 /// outputs that an interrupted step left without a record are removed or moved aside, and
-/// the step runs again.
+/// then the step runs again.
 pub fn resume(runbook: &Runbook, credentials: CredentialSet) -> Result<Deployed, CeremonyError> {
     let (transcript, progress) = check_resumable(runbook)?;
     let last_action = Progress::last_action(transcript.records());
@@ -653,7 +653,7 @@ impl Run<'_> {
     }
 }
 
-/// A free name `<file>.interrupted-<n>` next to `path`.
+/// Returns a free name `<file>.interrupted-<n>` next to `path`.
 fn interrupted_name(path: &Path) -> PathBuf {
     let mut n = 1;
     loop {

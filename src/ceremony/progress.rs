@@ -1,4 +1,4 @@
-//! What a ceremony's transcript says has been done, for resuming and abandoning.
+//! The steps a ceremony's transcript records as done, for resuming and abandoning.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -135,7 +135,7 @@ impl Progress {
         }
     }
 
-    /// The last action of `records`, for messages.
+    /// Returns the last action of `records`, for messages.
     pub fn last_action(records: &[Record]) -> String {
         records
             .last()
