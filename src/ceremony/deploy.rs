@@ -8,6 +8,8 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use cryptoki::object::ObjectClass;
@@ -477,6 +479,8 @@ impl Run<'_> {
         )
     }
 
+    /// Copies the fleet key to every member that does not hold a recorded copy. Copies run
+    /// in parallel, each on its own sessions, and are recorded in member order.
     fn replicate_all(
         &mut self,
         opened: &[Opened],
@@ -488,6 +492,9 @@ impl Run<'_> {
             token: &opened[0].token,
             session: &opened[0].session,
         };
+
+        // In member order: check recorded copies and clear what unrecorded ones left.
+        let mut pending = Vec::new();
         for (member, open) in runbook.members.iter().zip(opened).skip(1) {
             let target = Side {
                 token: &open.token,
@@ -513,11 +520,20 @@ impl Run<'_> {
                             .into(),
                 });
             }
-
             self.remove_leftovers(open, &member.name, key.label)?;
-            tracing::info!(member = %member.name, "replicating the fleet key");
-            replicate::replicate(&origin, &target, key)
-                .map_err(CeremonyError::hsm("replicate fleet key", &member.name))?;
+            pending.push((member, open));
+        }
+
+        let targets: Vec<(&Member, &Token)> = pending
+            .iter()
+            .map(|(member, open)| (*member, &open.token))
+            .collect();
+        let results = copy_in_parallel(&opened[0].token, &targets, key);
+
+        // A failed copy stops the run. Later copies that succeeded stay unrecorded, so a
+        // resumed run removes and repeats them.
+        for ((member, open), result) in pending.iter().zip(results) {
+            result.map_err(CeremonyError::hsm("replicate fleet key", &member.name))?;
             self.record(
                 action::KEY_REPLICATED,
                 json!({
@@ -651,6 +667,71 @@ impl Run<'_> {
             json!({"file": path.display().to_string(), "moved_to": aside.display().to_string()}),
         )
     }
+}
+
+/// Maximum number of members that receive the fleet key at the same time.
+const MAX_PARALLEL_COPIES: usize = 8;
+
+/// Copies the fleet key to each pending member, on a bounded pool of threads. Each copy
+/// opens its own sessions, because a PKCS#11 session must not be shared between threads;
+/// the sessions inherit the user login of this process. Returns one result per member, in
+/// the order given.
+fn copy_in_parallel(
+    origin: &Token,
+    pending: &[(&Member, &Token)],
+    key: &OriginKey<'_>,
+) -> Vec<Result<(), HsmError>> {
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, MAX_PARALLEL_COPIES)
+        .min(pending.len().max(1));
+    let next = AtomicUsize::new(0);
+    let results: Vec<Mutex<Option<Result<(), HsmError>>>> =
+        pending.iter().map(|_| Mutex::new(None)).collect();
+
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| {
+                loop {
+                    let index = next.fetch_add(1, Ordering::Relaxed);
+                    let Some((member, token)) = pending.get(index) else {
+                        break;
+                    };
+                    tracing::info!(member = %member.name, "replicating the fleet key");
+                    let result = copy_one(origin, token, key);
+                    *results[index]
+                        .lock()
+                        .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(result);
+                }
+            });
+        }
+    });
+
+    results
+        .into_iter()
+        .map(|slot| {
+            slot.into_inner()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .expect("every pending member is taken by exactly one worker")
+        })
+        .collect()
+}
+
+fn copy_one(origin: &Token, member: &Token, key: &OriginKey<'_>) -> Result<(), HsmError> {
+    let origin_session = origin.open_session()?;
+    let member_session = member.open_session()?;
+    replicate::replicate(
+        &Side {
+            token: origin,
+            session: &origin_session,
+        },
+        &Side {
+            token: member,
+            session: &member_session,
+        },
+        key,
+    )
+    .map(|_| ())
 }
 
 /// Returns a free name `<file>.interrupted-<n>` next to `path`.
