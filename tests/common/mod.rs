@@ -69,6 +69,7 @@ pub fn sample_document() -> FleetKeyDocument {
         .into_iter()
         .collect(),
         origin: true,
+        attestation: None,
     };
     FleetKeyDocument {
         format: "fleet-ceremony-document-v1".to_string(),
