@@ -132,6 +132,18 @@ impl Parties {
         Trust::parse(&text, "trust.yaml").unwrap()
     }
 
+    /// Returns the trust that pins these keys and allows members without a hardware
+    /// attestation, as `allow_unattested: true` in the trust file does.
+    pub fn trust_allowing_unattested(&self) -> Trust {
+        let text = trust_yaml(
+            &self.auditor.verifying_key(),
+            &self.operator.verifying_key(),
+        ) + "allow_unattested: true\n";
+        let trust = Trust::parse(&text, "trust.yaml").unwrap();
+        assert!(trust.allow_unattested);
+        trust
+    }
+
     /// Runs the whole signing flow over `document_bytes` and assembles the bundle.
     pub fn bundle(&self, document_bytes: &[u8], ciphersuite: Ciphersuite) -> Bundle {
         let document = FleetKeyDocument::from_json_bytes(document_bytes).unwrap();
