@@ -32,7 +32,7 @@ fn before_marvell_expiry() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap()
 }
 
-/// The key the Marvell vector attests, as SPKI PEM.
+/// Returns the key the Marvell vector attests, as SPKI PEM.
 fn marvell_key_pem() -> String {
     let blob = std::fs::read(marvell_path(MARVELL_FILES[0])).unwrap();
     let parsed = marvell::parse(&blob).unwrap();
@@ -45,7 +45,7 @@ fn marvell_key_pem() -> String {
     .unwrap()
 }
 
-/// A document whose one member holds the Marvell-attested key, with its attestation
+/// Returns a document whose one member has the Marvell-attested key, with its attestation
 /// verified at `at` and recorded as the run records it.
 fn attested_document(at: DateTime<Utc>) -> FleetKeyDocument {
     let key_pem = marvell_key_pem();

@@ -139,7 +139,7 @@ fn attest_verify_input_errors_exit_1() {
     );
 }
 
-/// The demo runbook with only its first member, signed by a key file, and that member
+/// Edits the demo runbook to keep only its first member, signed by a key file, and that member
 /// naming the Marvell attestation copied into the folder at `attestation/`.
 fn marvell_member(verify_at: &'static str) -> impl FnOnce(String) -> String {
     move |text| {

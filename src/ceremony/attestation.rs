@@ -1,11 +1,12 @@
 //! Vendor attestations of the members' keys: the chain check before the ceremony, the
 //! full check once the fleet key exists, and publication beside the evidence.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use chrono::{DateTime, Utc};
 
 use super::CeremonyError;
+use super::finish::read;
 use super::preflight::Problem;
 use crate::attest::{self, AttestError, AttestationReport, Outcome, Rule};
 use crate::bundle::attestation::ATTESTATION_DIR;
@@ -165,10 +166,6 @@ fn file_name(path: &Path) -> String {
     path.file_name()
         .map(|name| name.to_string_lossy().into_owned())
         .unwrap_or_default()
-}
-
-fn read(path: &PathBuf) -> Result<Vec<u8>, CeremonyError> {
-    super::finish::read(path)
 }
 
 fn utc_text(time: DateTime<Utc>) -> String {
