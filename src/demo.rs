@@ -189,6 +189,12 @@ pub fn run(root: &Path) -> Result<PathBuf, DemoError> {
     )?;
 
     let evidence = layout.path("evidence/demo-fleet");
+    // The trust file does not allow unattested keys, as a real verifier's should not, so
+    // the demo passes the allowance on the command line where a reader sees it.
+    tracing::info!(
+        "the demo's tokens are SoftHSM, which has no hardware attestation, so the evidence \
+         is verified with --allow-unattested; without it the hardware attestation check fails"
+    );
     step(
         &layout,
         "verify the evidence",
@@ -198,6 +204,7 @@ pub fn run(root: &Path) -> Result<PathBuf, DemoError> {
             &display(&evidence),
             "--trust",
             &display(&layout.trust()),
+            "--allow-unattested",
         ],
         None,
     )?;
@@ -285,7 +292,7 @@ fn write_trust(
             source,
         })?;
     let text = format!(
-        "# Pinned keys for verifying bundles of the demo fleet.\nversion: 1\nauditor:\n  name: Demo Auditor\n  public_key: |\n{}operator:\n  name: Demo Operator\n  public_key: |\n{}",
+        "# Pinned keys for verifying bundles of the demo fleet. Unattested (SoftHSM) keys are\n# not allowed here; pass --allow-unattested to accept them knowingly.\nversion: 1\nauditor:\n  name: Demo Auditor\n  public_key: |\n{}operator:\n  name: Demo Operator\n  public_key: |\n{}",
         indent(&bundle::ed25519_spki_pem(auditor)),
         indent(&operator_pem)
     );

@@ -230,11 +230,13 @@ fn run_single_ed25519_member() {
     let finish = folder.run(&["run", "runbook.yaml"]);
     assert!(finish.status.success(), "{}", stderr_text(&finish));
     let trust = folder.write_trust();
+    // SoftHSM has no hardware attestation, so the verifier must allow it explicitly.
     let verify = folder.run(&[
         "verify",
         "evidence/demo-fleet",
         "--trust",
         &trust.display().to_string(),
+        "--allow-unattested",
     ]);
     assert_eq!(verify.status.code(), Some(0), "{}", stdout_text(&verify));
 

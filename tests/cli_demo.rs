@@ -237,7 +237,9 @@ fn verify_accepts_demo_evidence() {
     let evidence = demo.evidence().display().to_string();
     let trust = demo.trust().display().to_string();
 
-    let output = demo.fleet_ceremony(&["verify", &evidence, "--trust", &trust]);
+    // The demo's tokens are SoftHSM, which has no attestation, so the allowance is needed.
+    let output =
+        demo.fleet_ceremony(&["verify", &evidence, "--trust", &trust, "--allow-unattested"]);
 
     assert_eq!(output.status.code(), Some(0), "{}", stderr_text(&output));
     assert!(
@@ -246,10 +248,84 @@ fn verify_accepts_demo_evidence() {
         stdout_text(&output)
     );
     assert!(!stdout_text(&output).contains("FAIL"));
+    assert!(
+        stdout_text(&output)
+            .contains("\nok    hardware attestation: not hardware-attested, allowed"),
+        "{}",
+        stdout_text(&output)
+    );
 
     let bundle = demo.evidence().join("bundle.json").display().to_string();
-    let output = demo.fleet_ceremony(&["verify", &bundle, "--trust", &trust]);
+    let output = demo.fleet_ceremony(&["verify", &bundle, "--trust", &trust, "--allow-unattested"]);
     assert_eq!(output.status.code(), Some(0), "{}", stderr_text(&output));
+}
+
+#[test]
+fn verify_rejects_unattested_demo_evidence() {
+    let demo = demo();
+    let evidence = demo.evidence().display().to_string();
+    let trust = demo.trust().display().to_string();
+    let trust_text = std::fs::read_to_string(demo.trust()).unwrap();
+    assert!(
+        !trust_text.contains("allow_unattested: true"),
+        "{trust_text}"
+    );
+
+    let output = demo.fleet_ceremony(&["verify", &evidence, "--trust", &trust]);
+
+    assert_eq!(output.status.code(), Some(3), "{}", stderr_text(&output));
+    let stdout = stdout_text(&output);
+    assert!(
+        stdout.contains(
+            "\nFAIL  hardware attestation: members not hardware-attested: zurich-1 (SoftHSM has \
+             no attestation), frankfurt-1 (SoftHSM has no attestation), dublin-1 (SoftHSM has \
+             no attestation)\n"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("\nok    operator counter-signature: "),
+        "{stdout}"
+    );
+    assert!(
+        stdout.ends_with("bundle rejected: the hardware attestation check failed\n"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("bundle verified"), "{stdout}");
+}
+
+#[test]
+fn evidence_says_not_hardware_attested() {
+    let demo = demo();
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(demo.evidence().join("evidence.json")).unwrap())
+            .unwrap();
+    for member in json["members"].as_array().unwrap() {
+        assert_eq!(member["attested"], false, "{member}");
+        assert_eq!(member["attestation"], "not hardware-attested", "{member}");
+        assert!(member["attestation_detail"].is_null(), "{member}");
+        assert_eq!(
+            member["key_attributes"]["CKA_EXTRACTABLE"], false,
+            "{member}"
+        );
+    }
+    let note = json["attestation_note"].as_str().unwrap();
+    assert!(
+        note.starts_with("The key is not hardware-attested on: zurich-1, frankfurt-1, dublin-1. SoftHSM is a software token and produces no attestation."),
+        "{note}"
+    );
+    let command = json["verify"]["command"].as_str().unwrap();
+    assert!(command.ends_with(" --allow-unattested"), "{command}");
+    let markdown = std::fs::read_to_string(demo.evidence().join("index.md")).unwrap();
+    assert!(markdown.contains(note), "{markdown}");
+
+    let document: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(demo.evidence().join("fleet-key.json")).unwrap())
+            .unwrap();
+    for member in document["members"].as_array().unwrap() {
+        assert_eq!(member["attested"], false, "{member}");
+        assert!(member.get("attestation").is_none(), "{member}");
+    }
 }
 
 #[test]

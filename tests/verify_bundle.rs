@@ -5,8 +5,8 @@ mod common;
 use common::{Parties, random_signing_key, sample_document, trust_yaml};
 use fleet_ceremony::bundle::verify::{
     CHECK_AUDITOR_KEY_ID, CHECK_AUDITOR_SIGNATURE, CHECK_BUNDLE_FORMAT, CHECK_DOCUMENT_DIGEST,
-    CHECK_DOCUMENT_FIELDS, CHECK_OPERATOR_COUNTERSIGNATURE, CHECK_OPERATOR_KEY_ID,
-    CHECK_PINNED_KEYS,
+    CHECK_DOCUMENT_FIELDS, CHECK_HARDWARE_ATTESTATION, CHECK_OPERATOR_COUNTERSIGNATURE,
+    CHECK_OPERATOR_KEY_ID, CHECK_PINNED_KEYS,
 };
 use fleet_ceremony::bundle::{
     Bundle, Ciphersuite, OperatorSignature, Report, Trust, verify_bundle_bytes, verify_path,
@@ -37,7 +37,8 @@ fn valid_bundle_verifies() {
         let bytes = parties
             .bundle(&sample_document().to_json_bytes(), suite)
             .to_json_bytes();
-        let report = verify_bundle_bytes(&bytes, &parties.trust());
+        // The sample document's member is SoftHSM, so the trust must allow it.
+        let report = verify_bundle_bytes(&bytes, &parties.trust_allowing_unattested());
         assert!(report.passed(), "{report}");
         let names: Vec<&str> = report.checks.iter().map(|check| check.name).collect();
         assert_eq!(
@@ -51,6 +52,7 @@ fn valid_bundle_verifies() {
                 CHECK_AUDITOR_SIGNATURE,
                 CHECK_OPERATOR_KEY_ID,
                 CHECK_OPERATOR_COUNTERSIGNATURE,
+                CHECK_HARDWARE_ATTESTATION,
             ]
         );
     }
@@ -59,9 +61,9 @@ fn valid_bundle_verifies() {
 #[test]
 fn report_display_lists_checks() {
     let parties = Parties::random();
-    let report = verify_bundle_bytes(&valid_bundle(&parties), &parties.trust());
+    let trust = parties.trust_allowing_unattested();
+    let report = verify_bundle_bytes(&valid_bundle(&parties), &trust);
     let text = report.to_string();
-    let trust = parties.trust();
     assert!(
         text.starts_with("ok    pinned keys: auditor Example Audit Ltd (sha256 "),
         "{text}"
@@ -69,7 +71,7 @@ fn report_display_lists_checks() {
     assert!(text.contains(&trust.auditor.fingerprint), "{text}");
     assert!(text.contains(&trust.operator.fingerprint), "{text}");
     assert!(text.contains("\nok    document digest: sha256 "), "{text}");
-    assert_eq!(text.lines().count(), 8, "{text}");
+    assert_eq!(text.lines().count(), 9, "{text}");
     assert!(!text.contains("FAIL"), "{text}");
 }
 
@@ -80,7 +82,7 @@ fn verify_path_accepts_directory_and_file() {
     let file = dir.path().join("bundle.json");
     std::fs::write(&file, valid_bundle(&parties)).unwrap();
 
-    let trust = parties.trust();
+    let trust = parties.trust_allowing_unattested();
     assert!(verify_path(dir.path(), &trust).passed());
     assert!(verify_path(&file, &trust).passed());
 }

@@ -130,6 +130,111 @@ pub struct MemberEntry {
     pub key_attributes: BTreeMap<String, serde_json::Value>,
     /// Whether the key was generated on this HSM (rather than imported from a backup).
     pub origin: bool,
+    /// The vendor attestation of the key and its verification result; absent when the
+    /// runbook names no attestation files for this member (always for SoftHSM).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attestation: Option<MemberAttestation>,
+}
+
+/// A member's vendor attestation as verified during the ceremony.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemberAttestation {
+    /// Vendor format: `marvell`, `yubihsm2` or `luna`.
+    pub vendor: String,
+    /// The attestation files in the order they are verified.
+    pub files: Vec<AttestationFile>,
+    /// Device serial number as the attestation states it.
+    pub device_serial: String,
+    /// Subject names of the certificates checked, ending with the pinned root.
+    pub chain: Vec<String>,
+    /// Time at which certificate validity was checked (RFC 3339, UTC).
+    #[serde(with = "utc_time")]
+    pub verified_at: DateTime<Utc>,
+    /// Outcome of each attestation rule.
+    pub rules: Vec<AttestationRuleResult>,
+}
+
+/// One attestation file, by name and digest.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttestationFile {
+    /// File name, without folders.
+    pub name: String,
+    /// Hex SHA-256 of the file bytes.
+    pub sha256: String,
+}
+
+/// Outcome of one attestation rule as recorded in the document.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttestationRuleResult {
+    /// Rule name: `chain`, `key matches`, `generated on device` or `not extractable`.
+    pub rule: String,
+    /// [`RULE_PASS`], [`RULE_FAIL`] or [`RULE_NOT_ATTESTED`].
+    pub result: String,
+    /// The reason, for a failed or not attested rule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// Value of `result` for a rule that holds.
+pub const RULE_PASS: &str = "pass";
+/// Value of `result` for a rule that does not hold.
+pub const RULE_FAIL: &str = "fail";
+/// Value of `result` for a rule the attestation format makes no statement about.
+pub const RULE_NOT_ATTESTED: &str = "not attested";
+
+impl MemberAttestation {
+    /// Records a verification report with the digests of its files.
+    pub fn from_report(
+        report: &crate::attest::AttestationReport,
+        files: Vec<AttestationFile>,
+    ) -> Self {
+        use crate::attest::Outcome;
+
+        let rules = report
+            .rules
+            .iter()
+            .map(|result| {
+                let (result_text, detail) = match &result.outcome {
+                    Outcome::Pass => (RULE_PASS, None),
+                    Outcome::Fail(reason) => (RULE_FAIL, Some(reason.clone())),
+                    Outcome::NotAttested(reason) => (RULE_NOT_ATTESTED, Some(reason.clone())),
+                };
+                AttestationRuleResult {
+                    rule: result.rule.name().to_owned(),
+                    result: result_text.to_owned(),
+                    detail,
+                }
+            })
+            .collect();
+        MemberAttestation {
+            vendor: report.vendor.name().to_owned(),
+            files,
+            device_serial: report.device_serial.clone(),
+            chain: report.chain.clone(),
+            verified_at: report.verified_at,
+            rules,
+        }
+    }
+
+    /// Returns true when the four rules are recorded and every one passed.
+    pub fn fully_attested(&self) -> bool {
+        use crate::attest::Rule;
+
+        let all_rules = [
+            Rule::Chain,
+            Rule::KeyMatches,
+            Rule::GeneratedOnDevice,
+            Rule::NotExtractable,
+        ];
+        all_rules.iter().all(|rule| {
+            self.rules
+                .iter()
+                .any(|result| result.rule == rule.name() && result.result == RULE_PASS)
+        }) && self.rules.iter().all(|result| result.result == RULE_PASS)
+    }
 }
 
 /// The custodians who hold backup shares.
@@ -273,6 +378,7 @@ mod tests {
                 attested: false,
                 key_attributes,
                 origin: true,
+                attestation: None,
             }],
             custodians: CustodianSummary {
                 threshold: 2,
@@ -309,6 +415,38 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.contains("unknown field `extra`"), "{error}");
+    }
+
+    #[test]
+    fn document_without_attestation_field_parses() {
+        let text = String::from_utf8(sample_document().to_json_bytes()).unwrap();
+        assert!(!text.contains("\"attestation\""), "{text}");
+        let document = FleetKeyDocument::from_json_bytes(text.as_bytes()).unwrap();
+        assert_eq!(document.members[0].attestation, None);
+    }
+
+    #[test]
+    fn attestation_round_trip() {
+        let mut document = sample_document();
+        document.members[0].attestation = Some(MemberAttestation {
+            vendor: "yubihsm2".into(),
+            files: vec![AttestationFile {
+                name: "key.pem".into(),
+                sha256: "33".repeat(32),
+            }],
+            device_serial: "123".into(),
+            chain: vec!["CN=root".into()],
+            verified_at: document.created_at,
+            rules: vec![AttestationRuleResult {
+                rule: "chain".into(),
+                result: RULE_PASS.into(),
+                detail: None,
+            }],
+        });
+        let bytes = document.to_json_bytes();
+        assert_eq!(FleetKeyDocument::from_json_bytes(&bytes).unwrap(), document);
+        let attestation = document.members[0].attestation.as_ref().unwrap();
+        assert!(!attestation.fully_attested(), "three rules are missing");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Fleet-key documents, auditor statements, counter-signatures, trust files and bundle
 //! verification. Builds without the HSM and age code.
 
+pub mod attestation;
 pub mod countersign;
 pub mod document;
 pub mod files;
@@ -14,8 +15,8 @@ pub use countersign::{
     CountersignError, countersign_with_key, countersigned_message, verify_countersignature,
 };
 pub use document::{
-    CustodianSummary, DOCUMENT_FORMAT, DocumentError, FleetKeyDocument, KeyEntry, MemberEntry,
-    document_digest,
+    AttestationFile, AttestationRuleResult, CustodianSummary, DOCUMENT_FORMAT, DocumentError,
+    FleetKeyDocument, KeyEntry, MemberAttestation, MemberEntry, document_digest,
 };
 pub use files::{
     AuditorSignature, Bundle, DOCUMENT_FILE_NAME, FilesError, OperatorSignature, SigningRequest,

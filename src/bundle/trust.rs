@@ -81,6 +81,10 @@ pub struct Trust {
     pub auditor: TrustedKey,
     /// The operator, who counter-signs the auditor's signature.
     pub operator: TrustedKey,
+    /// Whether a fleet key held by members without a hardware attestation (SoftHSM, or
+    /// an HSM whose attestation proves less than every rule) is accepted. False unless the
+    /// trust file sets `allow_unattested: true`.
+    pub allow_unattested: bool,
 }
 
 /// One party's name and pinned Ed25519 public key.
@@ -119,6 +123,8 @@ struct TrustFile {
     version: u32,
     auditor: PartyFile,
     operator: PartyFile,
+    #[serde(default)]
+    allow_unattested: bool,
 }
 
 /// One party in the trust file as written.
@@ -161,7 +167,11 @@ impl Trust {
                 fingerprint: auditor.fingerprint,
             });
         }
-        Ok(Trust { auditor, operator })
+        Ok(Trust {
+            auditor,
+            operator,
+            allow_unattested: file.allow_unattested,
+        })
     }
 }
 

@@ -5,6 +5,7 @@ use std::path::Path;
 
 use ed25519_dalek::Signature;
 
+use super::attestation::check_attestation;
 use super::countersign::verify_countersignature;
 use super::document::{FleetKeyDocument, document_digest};
 use super::files::Bundle;
@@ -30,6 +31,9 @@ pub const CHECK_AUDITOR_SIGNATURE: &str = "auditor signature";
 pub const CHECK_OPERATOR_KEY_ID: &str = "operator key id";
 /// Name of the check of the operator's counter-signature.
 pub const CHECK_OPERATOR_COUNTERSIGNATURE: &str = "operator counter-signature";
+/// Name of the check that every member's key is attested by its HSM vendor, or that the
+/// verifier allows unattested keys.
+pub const CHECK_HARDWARE_ATTESTATION: &str = "hardware attestation";
 
 /// The outcome of one verification check.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -99,10 +103,10 @@ impl fmt::Display for Report {
 /// itself, against the pinned keys in `trust`.
 ///
 /// A missing or unreadable file fails the bundle format check. See
-/// [`verify_bundle_bytes`] for the checks.
+/// [`verify_bundle_bytes`] for the checks. When `path` is an evidence folder, the
+/// attestation files published in its `attestation/<member>/` folders are verified again.
 ///
-/// NOTE: this does not check HSM attestation of the fleet keys, nor inclusion of the
-/// statement in any audit or transparency log.
+/// NOTE: this does not check inclusion of the statement in any audit or transparency log.
 pub fn verify_path(path: &Path, trust: &Trust) -> Report {
     let file = if path.is_dir() {
         path.join(BUNDLE_FILE_NAME)
@@ -110,8 +114,10 @@ pub fn verify_path(path: &Path, trust: &Trust) -> Report {
         path.to_path_buf()
     };
 
+    // Attestation files are published only inside an evidence folder.
+    let evidence_dir = path.is_dir().then_some(path);
     match std::fs::read(&file) {
-        Ok(bytes) => verify_bundle_bytes(&bytes, trust),
+        Ok(bytes) => verify_bytes(&bytes, trust, evidence_dir),
         Err(error) => {
             let mut report = pinned_keys_report(trust);
             report.fail(
@@ -134,17 +140,24 @@ pub fn verify_path(path: &Path, trust: &Trust) -> Report {
 /// 5. auditor key id: equals the pinned auditor fingerprint;
 /// 6. auditor signature: verifies over the statement (strict Ed25519);
 /// 7. operator key id: equals the pinned operator fingerprint;
-/// 8. operator counter-signature: verifies over the auditor signature (strict Ed25519).
+/// 8. operator counter-signature: verifies over the auditor signature (strict Ed25519);
+/// 9. hardware attestation: every member's recorded attestation passed, or the trust
+///    allows unattested members (see [`check_attestation`]). From bytes alone the
+///    attestation files are not re-verified; [`verify_path`] on an evidence folder does.
 ///
 /// The report stops at the first failed check.
 ///
-/// NOTE: this does not check HSM attestation of the fleet keys, nor that the statement is
-/// included in any transparency or audit log. It does not compare the statement timestamp
+/// NOTE: this does not check that the statement is included in any transparency or
+/// audit log. It does not compare the statement timestamp
 /// with any clock, nor the document's transcript and runbook digests with those files.
 pub fn verify_bundle_bytes(bytes: &[u8], trust: &Trust) -> Report {
+    verify_bytes(bytes, trust, None)
+}
+
+fn verify_bytes(bytes: &[u8], trust: &Trust, evidence_dir: Option<&Path>) -> Report {
     let mut report = pinned_keys_report(trust);
     // The checks stop at the first failure, so the last check in the report is the failed one.
-    let _ = run_checks(bytes, trust, &mut report);
+    let _ = run_checks(bytes, trust, evidence_dir, &mut report);
     report
 }
 
@@ -157,7 +170,12 @@ fn pinned_keys_report(trust: &Trust) -> Report {
     report
 }
 
-fn run_checks(bytes: &[u8], trust: &Trust, report: &mut Report) -> Option<()> {
+fn run_checks(
+    bytes: &[u8],
+    trust: &Trust,
+    evidence_dir: Option<&Path>,
+    report: &mut Report,
+) -> Option<()> {
     let (bundle, document_bytes, statement) =
         record(report, CHECK_BUNDLE_FORMAT, parse_bundle(bytes))?;
     record(
@@ -193,6 +211,11 @@ fn run_checks(bytes: &[u8], trust: &Trust, report: &mut Report) -> Option<()> {
         report,
         CHECK_OPERATOR_COUNTERSIGNATURE,
         check_countersignature(&bundle, &auditor_signature, trust),
+    )?;
+    record(
+        report,
+        CHECK_HARDWARE_ATTESTATION,
+        check_hardware_attestation(&document_bytes, trust, evidence_dir),
     )
 }
 
@@ -270,6 +293,17 @@ fn check_document(document_bytes: &[u8], statement: &Statement) -> Outcome<()> {
         document.epoch,
         listed.join(", ")
     );
+    Ok(((), detail))
+}
+
+fn check_hardware_attestation(
+    document_bytes: &[u8],
+    trust: &Trust,
+    evidence_dir: Option<&Path>,
+) -> Outcome<()> {
+    let document =
+        FleetKeyDocument::from_json_bytes(document_bytes).map_err(|error| error.to_string())?;
+    let detail = check_attestation(&document, evidence_dir, trust.allow_unattested)?;
     Ok(((), detail))
 }
 

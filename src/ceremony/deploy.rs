@@ -20,7 +20,8 @@ use serde_json::{Value, json};
 use super::CeremonyError;
 use super::progress::{Progress, action};
 use crate::bundle::{
-    self, CustodianSummary, FleetKeyDocument, KeyEntry, MemberEntry, SigningRequest,
+    self, CustodianSummary, FleetKeyDocument, KeyEntry, MemberAttestation, MemberEntry,
+    SigningRequest,
 };
 use crate::fsutil::write_new;
 use crate::hsm::replicate::{self, OriginKey, Side};
@@ -597,6 +598,7 @@ impl Run<'_> {
             super::finish::read(&document_path)?
         } else {
             self.move_aside(&document_path)?;
+            let attestations = super::attestation::attest_members(runbook, &spki_pem)?;
             let document = FleetKeyDocument {
                 format: bundle::DOCUMENT_FORMAT.to_owned(),
                 fleet_id: runbook.fleet.id.clone(),
@@ -610,7 +612,7 @@ impl Run<'_> {
                     spki_pem,
                     fingerprint: fingerprint.to_owned(),
                 }],
-                members: member_entries(runbook, opened, attributes),
+                members: member_entries(runbook, opened, attributes, attestations),
                 custodians: CustodianSummary {
                     threshold: runbook.custodians.threshold,
                     names: runbook
@@ -767,23 +769,30 @@ fn member_entries(
     runbook: &Runbook,
     opened: &[Opened],
     attributes: Vec<BTreeMap<String, Value>>,
+    attestations: Vec<Option<MemberAttestation>>,
 ) -> Vec<MemberEntry> {
     runbook
         .members
         .iter()
         .zip(opened)
         .zip(attributes)
-        .map(|((member, open), key_attributes)| MemberEntry {
-            name: member.name.clone(),
-            site: member.site.clone(),
-            token_label: open.token.label.clone(),
-            token_serial: open.token.serial.clone(),
-            model: open.token.model.clone(),
-            manufacturer: open.token.manufacturer.clone(),
-            attested: false,
-            key_attributes,
-            origin: member.origin,
-        })
+        .zip(attestations)
+        .map(
+            |(((member, open), key_attributes), attestation)| MemberEntry {
+                name: member.name.clone(),
+                site: member.site.clone(),
+                token_label: open.token.label.clone(),
+                token_serial: open.token.serial.clone(),
+                model: open.token.model.clone(),
+                manufacturer: open.token.manufacturer.clone(),
+                attested: attestation
+                    .as_ref()
+                    .is_some_and(MemberAttestation::fully_attested),
+                key_attributes,
+                origin: member.origin,
+                attestation,
+            },
+        )
         .collect()
 }
 

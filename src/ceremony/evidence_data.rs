@@ -6,7 +6,9 @@ use serde_json::{Value, json};
 
 use super::CeremonyError;
 use super::finish::sha256_hex;
-use crate::bundle::{self, AuditorSignature, FleetKeyDocument, OperatorSignature, Trust};
+use crate::bundle::{
+    self, AuditorSignature, FleetKeyDocument, MemberEntry, OperatorSignature, Trust,
+};
 
 /// Format name of `evidence.json`.
 pub const EVIDENCE_FORMAT: &str = "fleet-ceremony-evidence-v1";
@@ -107,7 +109,8 @@ pub(super) fn build(
                 "manufacturer": member.manufacturer,
                 "role": if member.origin { "origin: generated the key" } else { "copy: unwrapped from the origin" },
                 "attested": member.attested,
-                "attestation": if member.attested { "attested" } else { "not hardware-attested" },
+                "attestation": attestation_summary(member),
+                "attestation_detail": member.attestation,
                 "key_attributes": member.key_attributes,
             })
         })
@@ -158,7 +161,7 @@ pub(super) fn build(
         },
         "members": members,
         "attribute_rows": attribute_rows,
-        "attestation_note": "No member of this fleet is hardware-attested: SoftHSM is a software token and produces no attestation. The key attributes above are what each token reported; nothing outside the tokens vouches for them.",
+        "attestation_note": attestation_note(document),
         "custodians": {
             "threshold": document.custodians.threshold,
             "count": document.custodians.names.len(),
@@ -188,6 +191,70 @@ pub(super) fn build(
     }))
 }
 
+/// One table cell on a member's attestation: who vouches for the key, or that no one does.
+fn attestation_summary(member: &MemberEntry) -> String {
+    let Some(attestation) = &member.attestation else {
+        return "not hardware-attested".to_owned();
+    };
+    let at = super::deploy::utc_text(attestation.verified_at);
+    let rules: Vec<String> = attestation
+        .rules
+        .iter()
+        .map(|rule| format!("{} {}", rule.rule, rule.result))
+        .collect();
+    let state = if member.attested {
+        "hardware-attested"
+    } else {
+        "not hardware-attested"
+    };
+    format!(
+        "{state}: {} device {}, verified at {at} ({})",
+        attestation.vendor,
+        attestation.device_serial,
+        rules.join(", ")
+    )
+}
+
+/// The sentence under the member table: which members no HSM vendor vouches for, and why.
+fn attestation_note(document: &FleetKeyDocument) -> String {
+    let unattested: Vec<&str> = document
+        .members
+        .iter()
+        .filter(|member| !member.attested)
+        .map(|member| member.name.as_str())
+        .collect();
+    if unattested.is_empty() {
+        return "Every member's key is hardware-attested: each HSM's attestation chains to its \
+                vendor's pinned root and states that the key is the fleet key, was generated \
+                on the device and cannot be extracted."
+            .to_owned();
+    }
+    let softhsm = document.members.iter().any(|member| {
+        !member.attested && member.attestation.is_none() && member.model.contains("SoftHSM")
+    });
+    let why = if softhsm {
+        " SoftHSM is a software token and produces no attestation."
+    } else {
+        ""
+    };
+    format!(
+        "The key is not hardware-attested on: {}.{why} The key attributes above are what \
+         each token reported; nothing outside the tokens vouches for them, and the verify \
+         command rejects these members unless unattested keys are allowed.",
+        unattested.join(", ")
+    )
+}
+
+/// The `verify` command for this evidence; it carries `--allow-unattested` only when a
+/// member is not attested, so a reader sees the allowance is needed.
+fn verify_command(document: &FleetKeyDocument, fleet_dir: &str) -> String {
+    let mut command = format!("fleet-ceremony verify {fleet_dir} --trust keys-public/trust.yaml");
+    if document.members.iter().any(|member| !member.attested) {
+        command.push_str(" --allow-unattested");
+    }
+    command
+}
+
 /// Number of leading transcript lines whose SHA-256 is `digest`, or 0 if none match.
 fn transcript_prefix_lines(transcript: &[u8], digest: &str) -> usize {
     let mut end = 0;
@@ -211,7 +278,7 @@ fn verify_commands(published: &Published<'_>, fleet_dir: &str, document_lines: u
         .map_or("", |key| key.fingerprint.as_str());
     let verified = "Signature Verified Successfully";
     json!({
-        "command": format!("fleet-ceremony verify {fleet_dir} --trust keys-public/trust.yaml"),
+        "command": verify_command(published.document, fleet_dir),
         "independent": [
             {
                 "purpose": "the pinned auditor key is the one in auditor.pem",

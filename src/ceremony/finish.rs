@@ -74,7 +74,12 @@ pub fn finish(runbook: &Runbook) -> Result<Outcome, CeremonyError> {
     let bundle_bytes = bundle.to_json_bytes();
     let trust = trust_from_runbook(runbook);
     let report = bundle::verify_bundle_bytes(&bundle_bytes, &trust);
-    if !report.passed() {
+    // Attestation is published as recorded, unattested or not: the evidence says which
+    // members are attested, and each verifier applies its own policy to that.
+    let only_attestation_failed = report
+        .failed_check()
+        .is_some_and(|check| check.name == bundle::verify::CHECK_HARDWARE_ATTESTATION);
+    if !report.passed() && !only_attestation_failed {
         return Err(CeremonyError::BundleRejected { report });
     }
 
@@ -114,6 +119,7 @@ pub fn finish(runbook: &Runbook) -> Result<Outcome, CeremonyError> {
     for (name, bytes) in &files {
         write_new(&evidence_dir.join(name), bytes, false)?;
     }
+    super::attestation::publish(runbook, &document, &evidence_dir)?;
     write_new(
         &evidence_dir.join("index.md"),
         rendered.markdown.as_bytes(),
@@ -155,6 +161,7 @@ fn trust_from_runbook(runbook: &Runbook) -> Trust {
     Trust {
         auditor: TrustedKey::new(runbook.auditor.name.clone(), runbook.auditor.public_key),
         operator: TrustedKey::new(runbook.operator.name.clone(), runbook.operator.public_key),
+        allow_unattested: false,
     }
 }
 

@@ -2,6 +2,7 @@
 //! to the auditor, and the bundle and evidence once the signatures are back.
 
 mod abandon;
+pub mod attestation;
 mod deploy;
 mod error;
 mod evidence_data;

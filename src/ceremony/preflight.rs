@@ -47,6 +47,7 @@ pub fn check(runbook: &Runbook) -> Vec<Problem> {
     }
 
     check_algorithm(runbook, &mut problems);
+    problems.extend(super::attestation::check_chains(runbook).1);
     for (index, member) in runbook.members.iter().enumerate() {
         if let Err(problem) = check_member(runbook, index, member) {
             problems.push(problem);

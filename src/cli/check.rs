@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::bail;
 
-use crate::ceremony::preflight;
+use crate::ceremony::{attestation, preflight};
 use crate::runbook;
 
 /// Arguments of `check`.
@@ -18,6 +18,10 @@ pub struct Args {
 pub fn run(args: &Args) -> anyhow::Result<u8> {
     let runbook = runbook::load(&args.runbook)?;
     print!("{}", runbook.plan());
+    // Only the chains can be checked now: the fleet key they must attest does not exist yet.
+    for line in attestation::check_chains(&runbook).0 {
+        println!("{line}");
+    }
 
     let problems = preflight::check(&runbook);
     if problems.is_empty() {

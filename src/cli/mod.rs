@@ -2,6 +2,7 @@
 //! in its own file.
 
 mod abandon;
+mod attest;
 mod bundle;
 mod check;
 mod demo;
@@ -50,6 +51,9 @@ enum Command {
     Run(run::Args),
     /// Remove what an unfinished ceremony created, and record it.
     Abandon(abandon::Args),
+    /// Verify HSM vendor attestations of a key.
+    #[command(subcommand)]
+    Attest(attest::Command),
     /// Auditor's and operator's steps on a signing request.
     #[command(subcommand)]
     Bundle(bundle::Command),
@@ -76,6 +80,7 @@ pub fn main() -> ExitCode {
         Command::Check(args) => check::run(&args),
         Command::Run(args) => run::run(&args),
         Command::Abandon(args) => abandon::run(&args),
+        Command::Attest(command) => attest::run(command),
         Command::Bundle(command) => bundle::run(command),
         Command::Verify(args) => verify::run(&args),
         Command::Shares(command) => shares::run(command),

@@ -12,6 +12,11 @@ pub struct Args {
     /// Trust file with the pinned auditor and operator keys.
     #[arg(long)]
     pub trust: PathBuf,
+    /// Accept fleet keys on members without a hardware attestation (SoftHSM, or an HSM
+    /// whose attestation proves less than every rule), as `allow_unattested: true` in the
+    /// trust file does.
+    #[arg(long)]
+    pub allow_unattested: bool,
     /// Print the report as JSON on standard output instead of text.
     #[arg(long)]
     pub json: bool,
@@ -19,7 +24,8 @@ pub struct Args {
 
 /// Prints each check; exits 3 when one fails.
 pub fn run(args: &Args) -> anyhow::Result<u8> {
-    let trust = Trust::load(&args.trust)?;
+    let mut trust = Trust::load(&args.trust)?;
+    trust.allow_unattested |= args.allow_unattested;
     let report = bundle::verify_path(&args.path, &trust);
     if args.json {
         let json = serde_json::json!({
@@ -36,6 +42,16 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
             println!("bundle verified");
         }
         Ok(super::EXIT_OK)
+    } else if report
+        .failed_check()
+        .is_some_and(|check| check.name == bundle::verify::CHECK_HARDWARE_ATTESTATION)
+    {
+        eprintln!(
+            "error: verification failed: {} is signed by the pinned keys, but the hardware \
+             attestation check failed",
+            args.path.display()
+        );
+        Ok(super::EXIT_VERIFY_FAILED)
     } else {
         eprintln!(
             "error: verification failed: {} is not a valid bundle for the pinned keys",

@@ -6,6 +6,7 @@
 //! duplicate keys, unknown fields, YAML 1.1 booleans and unquoted values that YAML would
 //! read as numbers, booleans or null are errors with file, line and column.
 
+mod attestation;
 mod error;
 mod keys;
 mod plan;
@@ -146,6 +147,21 @@ pub struct Member {
     pub erase_existing: bool,
     /// Whether this member generates the fleet key (the first member).
     pub origin: bool,
+    /// The vendor attestation of this member's key, when the runbook names its files.
+    pub attestation: Option<AttestationSpec>,
+}
+
+/// Attestation files of a member's HSM, as exported by the vendor's tools.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttestationSpec {
+    /// Vendor format.
+    pub vendor: crate::attest::Vendor,
+    /// The files in the order the vendor's verifier reads them, resolved against the
+    /// runbook's folder.
+    pub files: Vec<PathBuf>,
+    /// Time at which certificate validity is checked; the current time when absent. Set
+    /// it to the time the attestation was collected when a vendor root has since expired.
+    pub verify_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// The custodians and the number of them needed to recover the PINs.

@@ -86,6 +86,24 @@ impl Runbook {
                 }
             };
             writeln!(out, "     {initialise}")?;
+            match &member.attestation {
+                Some(attestation) => {
+                    let at = match attestation.verify_at {
+                        Some(time) => time.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+                        None => "the current time".to_owned(),
+                    };
+                    writeln!(
+                        out,
+                        "     attestation: {}, {} file(s), certificates checked at {at}",
+                        attestation.vendor,
+                        attestation.files.len()
+                    )?;
+                }
+                None => writeln!(
+                    out,
+                    "     attestation: none, the key will not be hardware-attested"
+                )?,
+            }
         }
 
         let custodians = &self.custodians;

@@ -67,6 +67,17 @@ pub(super) struct RawMember {
     pub initialise: Spanned<bool>,
     #[serde(default, deserialize_with = "present")]
     pub erase_existing: Option<Spanned<bool>>,
+    #[serde(default, deserialize_with = "present")]
+    pub attestation: Option<Spanned<RawAttestation>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAttestation {
+    pub vendor: Spanned<String>,
+    pub files: Spanned<Vec<Spanned<String>>>,
+    #[serde(default, deserialize_with = "present")]
+    pub verify_at: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -437,6 +437,14 @@ fn member(
         initialise: raw.initialise.value,
         erase_existing,
         origin,
+        attestation: match &raw.attestation {
+            Some(attestation) => Some(super::attestation::attestation(
+                checker,
+                &format!("{field}.attestation"),
+                attestation,
+            )?),
+            None => None,
+        },
     })
 }
 

@@ -69,6 +69,7 @@ pub fn sample_document() -> FleetKeyDocument {
         .into_iter()
         .collect(),
         origin: true,
+        attestation: None,
     };
     FleetKeyDocument {
         format: "fleet-ceremony-document-v1".to_string(),
@@ -129,6 +130,18 @@ impl Parties {
             &self.operator.verifying_key(),
         );
         Trust::parse(&text, "trust.yaml").unwrap()
+    }
+
+    /// Returns the trust that pins these keys and allows members without a hardware
+    /// attestation, as `allow_unattested: true` in the trust file does.
+    pub fn trust_allowing_unattested(&self) -> Trust {
+        let text = trust_yaml(
+            &self.auditor.verifying_key(),
+            &self.operator.verifying_key(),
+        ) + "allow_unattested: true\n";
+        let trust = Trust::parse(&text, "trust.yaml").unwrap();
+        assert!(trust.allow_unattested);
+        trust
     }
 
     /// Runs the whole signing flow over `document_bytes` and assembles the bundle.
