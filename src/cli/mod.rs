@@ -5,6 +5,7 @@ mod abandon;
 mod bundle;
 mod check;
 mod demo;
+mod evidence;
 mod operator;
 mod pin;
 mod quorum;
@@ -60,6 +61,9 @@ enum Command {
     /// Operator key management.
     #[command(subcommand)]
     Operator(operator::Command),
+    /// Render the evidence of a finished ceremony again.
+    #[command(subcommand)]
+    Evidence(evidence::Command),
     /// Play every role of a ceremony on this machine, on SoftHSM tokens in a new folder.
     Demo(demo::Args),
 }
@@ -77,6 +81,7 @@ pub fn main() -> ExitCode {
         Command::Shares(command) => shares::run(command),
         Command::Operator(command) => operator::run(command),
         Command::Demo(args) => demo::run(&args),
+        Command::Evidence(command) => evidence::run(command),
     };
     match result {
         Ok(code) => ExitCode::from(code),

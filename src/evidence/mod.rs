@@ -3,6 +3,8 @@
 
 pub mod diagram;
 
+use std::path::{Path, PathBuf};
+
 use handlebars::Handlebars;
 use serde_json::Value;
 
@@ -12,7 +14,52 @@ pub const MARKDOWN_TEMPLATE: &str = include_str!("../../templates/index.md.hbs")
 /// Default HTML template, kept in the repository's `templates/` folder.
 pub const HTML_TEMPLATE: &str = include_str!("../../templates/index.html.hbs");
 
-/// A template that failed to compile or render.
+/// File name of the Markdown template in a publisher's templates folder.
+pub const MARKDOWN_TEMPLATE_FILE: &str = "index.md.hbs";
+
+/// File name of the HTML template in a publisher's templates folder.
+pub const HTML_TEMPLATE_FILE: &str = "index.html.hbs";
+
+/// The Markdown and HTML templates that one rendering uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Templates {
+    /// Template of `index.md`.
+    pub markdown: String,
+    /// Template of `index.html`.
+    pub html: String,
+}
+
+impl Templates {
+    /// Returns the templates built into the tool.
+    pub fn builtin() -> Templates {
+        Templates {
+            markdown: MARKDOWN_TEMPLATE.to_owned(),
+            html: HTML_TEMPLATE.to_owned(),
+        }
+    }
+
+    /// Reads `index.md.hbs` and `index.html.hbs` from `dir`. Both files must exist.
+    pub fn load(dir: &Path) -> Result<Templates, EvidenceError> {
+        let read = |name: &str| {
+            let path = dir.join(name);
+            std::fs::read_to_string(&path).map_err(|source| EvidenceError::TemplateFile {
+                path: path.clone(),
+                source,
+            })
+        };
+        Ok(Templates {
+            markdown: read(MARKDOWN_TEMPLATE_FILE)?,
+            html: read(HTML_TEMPLATE_FILE)?,
+        })
+    }
+
+    /// Renders `data` with these templates; see [`render`].
+    pub fn render(&self, data: &Value) -> Result<Rendered, EvidenceError> {
+        render(data, &self.markdown, &self.html)
+    }
+}
+
+/// A template that failed to load, compile or render.
 #[derive(Debug, thiserror::Error)]
 pub enum EvidenceError {
     /// The template has a syntax error.
@@ -32,6 +79,16 @@ pub enum EvidenceError {
         format: &'static str,
         /// Renderer error naming the field.
         source: Box<handlebars::RenderError>,
+    },
+    /// A template file could not be read.
+    #[error(
+        "cannot read the template {path}: {source}\nhint: a templates folder holds both index.md.hbs and index.html.hbs"
+    )]
+    TemplateFile {
+        /// The template file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
     },
     /// The evidence data could not be serialised.
     #[error("cannot serialise the evidence data: {0}")]
