@@ -123,7 +123,7 @@ pub fn render(data: &Value, markdown: &str, html: &str) -> Result<Rendered, Evid
         map.insert("diagram_svg".to_owned(), Value::String(svg.clone()));
     }
     let markdown = render_one(&context, markdown, "Markdown", escape_markdown)?;
-    let html = render_one(&context, html, "HTML", handlebars::html_escape)?;
+    let html = render_one(&context, html, "HTML", escape_html)?;
     let mut json = serde_json::to_string_pretty(data)?;
     json.push('\n');
     Ok(Rendered {
@@ -155,6 +155,19 @@ fn render_one(
             format,
             source: Box::new(source),
         })
+}
+
+/// Escapes text for HTML character data and quoted attribute values.
+///
+/// Uses the handlebars HTML escape, and turns control characters other than the line feed
+/// into spaces: a terminal escape or a carriage return has no place in a page, while line
+/// feeds keep PEM blocks and checkpoints readable inside `<pre>`.
+pub fn escape_html(text: &str) -> String {
+    let cleaned: String = text
+        .chars()
+        .map(|c| if c.is_control() && c != '\n' { ' ' } else { c })
+        .collect();
+    handlebars::html_escape(&cleaned)
 }
 
 /// Escapes text for an inline position in CommonMark, including a table cell.
@@ -212,6 +225,11 @@ mod tests {
             "CKA_NEVER_EXTRACTABLE"
         );
         assert_eq!(escape_markdown("_a_ b_"), r"\_a\_ b\_");
+    }
+
+    #[test]
+    fn html_escape_drops_control_characters() {
+        assert_eq!(escape_html("a\u{1b}[31m\r\n<b>"), "a [31m \n&lt;b&gt;");
     }
 
     #[test]
