@@ -38,7 +38,10 @@ fn demo_evidence_matches_golden_files() {
             continue;
         }
         let expected = std::fs::read(&path).unwrap_or_else(|error| {
-            panic!("cannot read {}: {error}; run with {UPDATE_GOLDEN}=1", path.display())
+            panic!(
+                "cannot read {}: {error}; run with {UPDATE_GOLDEN}=1",
+                path.display()
+            )
         });
         assert!(
             rendered == expected.as_slice(),
@@ -65,7 +68,9 @@ fn evidence_names_every_published_file_with_its_digest() {
     assert_eq!(listed.len(), 10);
     for entry in listed {
         let name = entry["name"].as_str().unwrap();
-        let bytes = files.get(name).unwrap_or_else(|| panic!("{name} is not published"));
+        let bytes = files
+            .get(name)
+            .unwrap_or_else(|| panic!("{name} is not published"));
         let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(bytes));
         assert_eq!(entry["sha256"], digest.as_str(), "{name}");
     }
@@ -102,11 +107,18 @@ fn own_template_with_unknown_field_names_it() {
 fn own_templates_render() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("index.md.hbs"), "# {{fleet.id}}\n").unwrap();
-    std::fs::write(dir.path().join("index.html.hbs"), "<h1>{{fleet.namespace}}</h1>\n").unwrap();
+    std::fs::write(
+        dir.path().join("index.html.hbs"),
+        "<h1>{{fleet.namespace}}</h1>\n",
+    )
+    .unwrap();
     let templates = Templates::load(dir.path()).unwrap();
     let files = render_evidence(&inputs(&CeremonyText::demo()), &templates).unwrap();
     assert_eq!(files.get("index.md").unwrap(), b"# demo-fleet\n");
-    assert_eq!(files.get("index.html").unwrap(), b"<h1>demo.fleet.example</h1>\n");
+    assert_eq!(
+        files.get("index.html").unwrap(),
+        b"<h1>demo.fleet.example</h1>\n"
+    );
 }
 
 #[test]

@@ -57,7 +57,10 @@ fn hostile_html_stays_inert() {
         let page = text_of(&files, name).to_lowercase();
         assert!(!page.contains("<script"), "{name} has a script tag");
         assert!(!page.contains("<img"), "{name} has an img tag");
-        assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"), "{name}");
+        assert!(
+            page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+            "{name}"
+        );
     }
 }
 
@@ -156,13 +159,25 @@ fn hostile_json_round_trips_exact_text() {
     let data: Value = serde_json::from_slice(files.get("evidence.json").unwrap()).unwrap();
     assert_eq!(data["fleet"]["namespace"], text.namespace.as_str());
     assert_eq!(data["key"]["label"], text.key_label.as_str());
-    assert_eq!(data["signatures"]["auditor_name"], text.auditor_name.as_str());
-    assert_eq!(data["signatures"]["operator_name"], text.operator_name.as_str());
-    assert_eq!(data["transcript"]["records"][3]["action"], text.transcript_action.as_str());
+    assert_eq!(
+        data["signatures"]["auditor_name"],
+        text.auditor_name.as_str()
+    );
+    assert_eq!(
+        data["signatures"]["operator_name"],
+        text.operator_name.as_str()
+    );
+    assert_eq!(
+        data["transcript"]["records"][3]["action"],
+        text.transcript_action.as_str()
+    );
     for (index, site) in text.sites.iter().enumerate() {
         assert_eq!(data["members"][index]["site"], site.as_str());
         assert_eq!(data["members"][index]["model"], text.model.as_str());
-        assert_eq!(data["members"][index]["manufacturer"], text.manufacturer.as_str());
+        assert_eq!(
+            data["members"][index]["manufacturer"],
+            text.manufacturer.as_str()
+        );
     }
     for (index, name) in text.custodians.iter().enumerate() {
         assert_eq!(data["custodians"]["names"][index], name.as_str());
@@ -198,6 +213,9 @@ fn hostile_text_in_every_field_reaches_the_pages() {
         let escaped_prefix = format!("{prefix} &lt;script&gt;");
         assert!(html.contains(&escaped_prefix), "{field} missing from HTML");
         let escaped_prefix = format!("{prefix} \\<script\\>");
-        assert!(markdown.contains(&escaped_prefix), "{field} missing from Markdown");
+        assert!(
+            markdown.contains(&escaped_prefix),
+            "{field} missing from Markdown"
+        );
     }
 }

@@ -98,7 +98,11 @@ impl CeremonyText {
             ("transcript action", self.transcript_action.as_str()),
         ];
         fields.extend(self.sites.iter().map(|site| ("site", site.as_str())));
-        fields.extend(self.custodians.iter().map(|name| ("custodian", name.as_str())));
+        fields.extend(
+            self.custodians
+                .iter()
+                .map(|name| ("custodian", name.as_str())),
+        );
         fields
     }
 }
@@ -242,7 +246,11 @@ fn transcript(text: &CeremonyText) -> (Vec<u8>, Vec<u8>) {
         let mut line = serde_json::to_vec(&record).unwrap();
         line.push(b'\n');
         previous = hex::encode(Sha256::digest(&line));
-        if index < 5 { head.extend(line) } else { tail.extend(line) }
+        if index < 5 {
+            head.extend(line)
+        } else {
+            tail.extend(line)
+        }
     }
     (head, tail)
 }
