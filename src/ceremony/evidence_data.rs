@@ -186,6 +186,8 @@ pub(super) fn build(
             "document_lines": document_lines,
             "records": records,
         },
+        "signoffs": signoffs(published.bundle_bytes),
+        "log": log_section(published.bundle_bytes),
         "files": files.iter().map(|(name, bytes)| json!({"name": name, "sha256": sha256_hex(bytes)})).collect::<Vec<_>>(),
         "verify": verify_commands(published, &fleet_dir, document_lines),
     }))
@@ -253,6 +255,62 @@ fn verify_command(document: &FleetKeyDocument, fleet_dir: &str) -> String {
         command.push_str(" --allow-unattested");
     }
     command
+}
+
+/// Text shown in place of a sign-off field that the bundle does not carry.
+const NOT_RECORDED: &str = "not recorded";
+
+/// The officers' and witnesses' sign-offs on the transcript digest, read from an optional
+/// `signoffs` list in the bundle. Each entry keeps `name`, `role`, `transcript_sha256` and
+/// `signature`; a field the entry lacks reads "not recorded".
+///
+/// NOTE: no step writes `signoffs` into the bundle yet, so this list is empty for every
+/// ceremony today and the pages say that no sign-off was recorded.
+fn signoffs(bundle_bytes: &[u8]) -> Vec<Value> {
+    let bundle: Value = serde_json::from_slice(bundle_bytes).unwrap_or(Value::Null);
+    let Some(entries) = bundle.get("signoffs").and_then(Value::as_array) else {
+        return Vec::new();
+    };
+    entries
+        .iter()
+        .map(|entry| {
+            let field = |name: &str| match entry.get(name) {
+                Some(Value::String(text)) if !text.is_empty() => text.clone(),
+                Some(Value::Null) | None => NOT_RECORDED.to_owned(),
+                Some(Value::String(_)) => NOT_RECORDED.to_owned(),
+                Some(other) => other.to_string(),
+            };
+            json!({
+                "name": field("name"),
+                "role": field("role"),
+                "transcript_sha256": field("transcript_sha256"),
+                "signature": field("signature"),
+            })
+        })
+        .collect()
+}
+
+/// The audit log's checkpoint and inclusion proof, read from an optional `log` object in
+/// the bundle. Each field of that object becomes one entry, sorted by field name, with
+/// its text as is when it is a string and as compact JSON otherwise. `status` is "logged"
+/// when the object is there and "not logged" when it is not, so a page never shows an
+/// empty cell.
+fn log_section(bundle_bytes: &[u8]) -> Value {
+    let bundle: Value = serde_json::from_slice(bundle_bytes).unwrap_or(Value::Null);
+    let Some(log) = bundle.get("log").and_then(Value::as_object) else {
+        return json!({"status": "not logged", "entries": []});
+    };
+    let entries: Vec<Value> = log
+        .iter()
+        .map(|(name, value)| {
+            let text = match value {
+                Value::String(text) => text.clone(),
+                other => other.to_string(),
+            };
+            json!({"name": name, "value": text})
+        })
+        .collect();
+    json!({"status": "logged", "entries": entries})
 }
 
 /// Number of leading transcript lines whose SHA-256 is `digest`, or 0 if none match.

@@ -5,17 +5,15 @@ use std::path::{Path, PathBuf};
 
 use serde_json::json;
 
-use super::evidence_data::{self, Published};
+use super::render::{EvidenceInputs, render_evidence, write_evidence};
 use super::{
     ACTION_EVIDENCE_WRITTEN, AUDITOR_SIGNATURE_FILE, BUNDLE_FILE, CeremonyError,
     OPERATOR_SIGNATURE_FILE,
 };
 use crate::bundle::{
-    self, AuditorSignature, Bundle, FleetKeyDocument, OperatorSignature, SigningRequest, Trust,
-    TrustedKey,
+    self, AuditorSignature, Bundle, OperatorSignature, SigningRequest, Trust, TrustedKey,
 };
-use crate::evidence;
-use crate::fsutil::write_new;
+use crate::evidence::Templates;
 use crate::runbook::Runbook;
 use crate::transcript::Transcript;
 
@@ -95,60 +93,30 @@ pub fn finish(runbook: &Runbook) -> Result<Outcome, CeremonyError> {
     )?;
 
     let evidence_dir = runbook.outputs.fleet_evidence_dir(&runbook.fleet.id);
-    let document = FleetKeyDocument::from_json_bytes(&document_bytes)
-        .map_err(|error| invalid(&document_path, error))?;
     let transcript_bytes = read(&runbook.outputs.transcript())?;
-    let published = Published {
-        document: &document,
-        document_bytes: &document_bytes,
-        bundle_bytes: &bundle_bytes,
-        auditor: &auditor,
-        operator: &operator,
-        trust: &trust,
-        transcript_bytes: &transcript_bytes,
+    let inputs = EvidenceInputs {
+        document_bytes,
+        bundle_bytes,
+        auditor,
+        operator,
+        trust,
+        transcript_bytes,
     };
-    let files = evidence_data::published_files(&published)?;
-    let data = evidence_data::build(&published, &files, &evidence_dir)?;
-    let rendered = evidence::render(&data, evidence::MARKDOWN_TEMPLATE, evidence::HTML_TEMPLATE)
-        .map_err(|error| CeremonyError::Invalid {
-            path: evidence_dir.clone(),
-            message: error.to_string(),
-        })?;
-
-    create_new_dir(&evidence_dir)?;
-    for (name, bytes) in &files {
-        write_new(&evidence_dir.join(name), bytes, false)?;
-    }
+    let document = bundle::FleetKeyDocument::from_json_bytes(&inputs.document_bytes)
+        .map_err(|error| invalid(&document_path, error))?;
+    let files = render_evidence(&inputs, &Templates::builtin())?;
+    write_evidence(&evidence_dir, &files)?;
     super::attestation::publish(runbook, &document, &evidence_dir)?;
-    write_new(
-        &evidence_dir.join("index.md"),
-        rendered.markdown.as_bytes(),
-        false,
-    )?;
-    write_new(
-        &evidence_dir.join("index.html"),
-        rendered.html.as_bytes(),
-        false,
-    )?;
-    write_new(
-        &evidence_dir.join("evidence.json"),
-        rendered.json.as_bytes(),
-        false,
-    )?;
-    write_new(
-        &evidence_dir.join("diagram.svg"),
-        rendered.svg.as_bytes(),
-        false,
-    )?;
+    let digest_of = |name: &str| files.get(name).map(sha256_hex).unwrap_or_default();
 
     transcript.append(
         ACTION_EVIDENCE_WRITTEN,
         json!({
             "folder": evidence_dir.display().to_string(),
             "bundle": BUNDLE_FILE,
-            "index_md_sha256": sha256_hex(rendered.markdown.as_bytes()),
-            "index_html_sha256": sha256_hex(rendered.html.as_bytes()),
-            "evidence_json_sha256": sha256_hex(rendered.json.as_bytes()),
+            "index_md_sha256": digest_of("index.md"),
+            "index_html_sha256": digest_of("index.html"),
+            "evidence_json_sha256": digest_of("evidence.json"),
         }),
     )?;
     Ok(Outcome::Written {
@@ -157,7 +125,7 @@ pub fn finish(runbook: &Runbook) -> Result<Outcome, CeremonyError> {
 }
 
 /// The pinned keys of the runbook, as a trust anchor for verifying the assembled bundle.
-fn trust_from_runbook(runbook: &Runbook) -> Trust {
+pub(super) fn trust_from_runbook(runbook: &Runbook) -> Trust {
     Trust {
         auditor: TrustedKey::new(runbook.auditor.name.clone(), runbook.auditor.public_key),
         operator: TrustedKey::new(runbook.operator.name.clone(), runbook.operator.public_key),
@@ -165,7 +133,7 @@ fn trust_from_runbook(runbook: &Runbook) -> Trust {
     }
 }
 
-fn create_new_dir(path: &Path) -> Result<(), CeremonyError> {
+pub(super) fn create_new_dir(path: &Path) -> Result<(), CeremonyError> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).map_err(|source| CeremonyError::Read {
             path: parent.to_owned(),
@@ -186,7 +154,7 @@ pub(super) fn read(path: &Path) -> Result<Vec<u8>, CeremonyError> {
     })
 }
 
-fn invalid(path: &Path, error: impl std::fmt::Display) -> CeremonyError {
+pub(super) fn invalid(path: &Path, error: impl std::fmt::Display) -> CeremonyError {
     CeremonyError::Invalid {
         path: path.to_owned(),
         message: error.to_string(),

@@ -9,11 +9,15 @@ mod evidence_data;
 mod finish;
 pub mod preflight;
 pub mod progress;
+mod render;
 
 pub use abandon::{Abandoned, abandon};
 pub use deploy::{Deployed, check_resumable, deploy, resume};
 pub use error::CeremonyError;
 pub use finish::{Outcome, finish};
+pub use render::{
+    EvidenceFiles, EvidenceInputs, Rerendered, render_evidence, rerender, write_evidence,
+};
 
 use crate::runbook::Runbook;
 use crate::transcript::Transcript;

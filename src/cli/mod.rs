@@ -6,6 +6,7 @@ mod attest;
 mod bundle;
 mod check;
 mod demo;
+mod evidence;
 mod operator;
 mod pin;
 mod quorum;
@@ -68,6 +69,9 @@ enum Command {
     /// Witness sign-offs of a ceremony's transcript.
     #[command(subcommand)]
     Transcript(transcript::Command),
+    /// Render the evidence of a finished ceremony again.
+    #[command(subcommand)]
+    Evidence(evidence::Command),
     /// Play every role of a ceremony on this machine, on SoftHSM tokens in a new folder.
     Demo(demo::Args),
 }
@@ -87,6 +91,7 @@ pub fn main() -> ExitCode {
         Command::Operator(command) => operator::run(command),
         Command::Transcript(command) => transcript::run(command),
         Command::Demo(args) => demo::run(&args),
+        Command::Evidence(command) => evidence::run(command),
     };
     match result {
         Ok(code) => ExitCode::from(code),

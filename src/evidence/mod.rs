@@ -3,6 +3,8 @@
 
 pub mod diagram;
 
+use std::path::{Path, PathBuf};
+
 use handlebars::Handlebars;
 use serde_json::Value;
 
@@ -12,7 +14,52 @@ pub const MARKDOWN_TEMPLATE: &str = include_str!("../../templates/index.md.hbs")
 /// Default HTML template, kept in the repository's `templates/` folder.
 pub const HTML_TEMPLATE: &str = include_str!("../../templates/index.html.hbs");
 
-/// A template that failed to compile or render.
+/// File name of the Markdown template in a publisher's templates folder.
+pub const MARKDOWN_TEMPLATE_FILE: &str = "index.md.hbs";
+
+/// File name of the HTML template in a publisher's templates folder.
+pub const HTML_TEMPLATE_FILE: &str = "index.html.hbs";
+
+/// The Markdown and HTML templates that one rendering uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Templates {
+    /// Template of `index.md`.
+    pub markdown: String,
+    /// Template of `index.html`.
+    pub html: String,
+}
+
+impl Templates {
+    /// Returns the templates built into the tool.
+    pub fn builtin() -> Templates {
+        Templates {
+            markdown: MARKDOWN_TEMPLATE.to_owned(),
+            html: HTML_TEMPLATE.to_owned(),
+        }
+    }
+
+    /// Reads `index.md.hbs` and `index.html.hbs` from `dir`. Both files must exist.
+    pub fn load(dir: &Path) -> Result<Templates, EvidenceError> {
+        let read = |name: &str| {
+            let path = dir.join(name);
+            std::fs::read_to_string(&path).map_err(|source| EvidenceError::TemplateFile {
+                path: path.clone(),
+                source,
+            })
+        };
+        Ok(Templates {
+            markdown: read(MARKDOWN_TEMPLATE_FILE)?,
+            html: read(HTML_TEMPLATE_FILE)?,
+        })
+    }
+
+    /// Renders `data` with these templates; see [`render`].
+    pub fn render(&self, data: &Value) -> Result<Rendered, EvidenceError> {
+        render(data, &self.markdown, &self.html)
+    }
+}
+
+/// A template that failed to load, compile or render.
 #[derive(Debug, thiserror::Error)]
 pub enum EvidenceError {
     /// The template has a syntax error.
@@ -32,6 +79,16 @@ pub enum EvidenceError {
         format: &'static str,
         /// Renderer error naming the field.
         source: Box<handlebars::RenderError>,
+    },
+    /// A template file could not be read.
+    #[error(
+        "cannot read the template {path}: {source}\nhint: a templates folder holds both index.md.hbs and index.html.hbs"
+    )]
+    TemplateFile {
+        /// The template file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
     },
     /// The evidence data could not be serialised.
     #[error("cannot serialise the evidence data: {0}")]
@@ -66,7 +123,7 @@ pub fn render(data: &Value, markdown: &str, html: &str) -> Result<Rendered, Evid
         map.insert("diagram_svg".to_owned(), Value::String(svg.clone()));
     }
     let markdown = render_one(&context, markdown, "Markdown", escape_markdown)?;
-    let html = render_one(&context, html, "HTML", handlebars::html_escape)?;
+    let html = render_one(&context, html, "HTML", escape_html)?;
     let mut json = serde_json::to_string_pretty(data)?;
     json.push('\n');
     Ok(Rendered {
@@ -98,6 +155,19 @@ fn render_one(
             format,
             source: Box::new(source),
         })
+}
+
+/// Escapes text for HTML character data and quoted attribute values.
+///
+/// Uses the handlebars HTML escape, and turns control characters other than the line feed
+/// into spaces: a terminal escape or a carriage return has no place in a page, while line
+/// feeds keep PEM blocks and checkpoints readable inside `<pre>`.
+pub fn escape_html(text: &str) -> String {
+    let cleaned: String = text
+        .chars()
+        .map(|c| if c.is_control() && c != '\n' { ' ' } else { c })
+        .collect();
+    handlebars::html_escape(&cleaned)
 }
 
 /// Escapes text for an inline position in CommonMark, including a table cell.
@@ -155,6 +225,11 @@ mod tests {
             "CKA_NEVER_EXTRACTABLE"
         );
         assert_eq!(escape_markdown("_a_ b_"), r"\_a\_ b\_");
+    }
+
+    #[test]
+    fn html_escape_drops_control_characters() {
+        assert_eq!(escape_html("a\u{1b}[31m\r\n<b>"), "a [31m \n&lt;b&gt;");
     }
 
     #[test]
