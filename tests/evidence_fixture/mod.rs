@@ -149,6 +149,7 @@ pub fn inputs(text: &CeremonyText) -> EvidenceInputs {
     let trust = Trust {
         auditor: TrustedKey::new(text.auditor_name.clone(), auditor_key.verifying_key()),
         operator: TrustedKey::new(text.operator_name.clone(), operator_key.verifying_key()),
+        allow_unattested: false,
     };
 
     let mut transcript_bytes = head;
@@ -191,6 +192,7 @@ fn document(text: &CeremonyText, transcript_sha256: &str) -> FleetKeyDocument {
         .into_iter()
         .collect(),
         origin,
+        attestation: None,
     };
     FleetKeyDocument {
         format: "fleet-ceremony-document-v1".to_owned(),
