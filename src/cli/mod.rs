@@ -2,6 +2,7 @@
 //! in its own file.
 
 mod abandon;
+mod action;
 mod bundle;
 mod check;
 mod demo;
