@@ -49,8 +49,15 @@ pub fn run(runbook: &QuorumRunbook, quorum_args: &QuorumArgs, yes: bool) -> anyh
     match &runbook.action {
         QuorumAction::Retire(retire) => {
             let recovered = crate::shares::combine(&inputs)?;
-            report(runbook, &quorum::check_retire(runbook, retire, Some(&recovered)))?;
-            confirm(runbook, "This destroys the fleet key on every member above", yes)?;
+            report(
+                runbook,
+                &quorum::check_retire(runbook, retire, Some(&recovered)),
+            )?;
+            confirm(
+                runbook,
+                "This destroys the fleet key on every member above",
+                yes,
+            )?;
             let retired = quorum::retire(runbook, retire, &recovered)?;
             for (member, objects) in &retired.destroyed {
                 eprintln!("member {member}: {objects} fleet key object(s) destroyed, none left");
@@ -60,8 +67,15 @@ pub fn run(runbook: &QuorumRunbook, quorum_args: &QuorumArgs, yes: bool) -> anyh
         }
         QuorumAction::AddMember(add) => {
             let recovered = crate::shares::combine(&inputs)?;
-            report(runbook, &quorum::check_add_member(runbook, add, Some(&recovered)))?;
-            confirm(runbook, "This initialises the new member's token and copies the fleet key to it", yes)?;
+            report(
+                runbook,
+                &quorum::check_add_member(runbook, add, Some(&recovered)),
+            )?;
+            confirm(
+                runbook,
+                "This initialises the new member's token and copies the fleet key to it",
+                yes,
+            )?;
             let added = quorum::add_member(runbook, add, recovered)?;
             eprintln!(
                 "token {} initialised and holds the fleet key; new credential set {}",
@@ -73,7 +87,11 @@ pub fn run(runbook: &QuorumRunbook, quorum_args: &QuorumArgs, yes: bool) -> anyh
         }
         QuorumAction::RotateCustodians(rotate) => {
             report(runbook, &quorum::check_rotate(runbook, rotate))?;
-            confirm(runbook, "This writes a new share set for the custodians above", yes)?;
+            confirm(
+                runbook,
+                "This writes a new share set for the custodians above",
+                yes,
+            )?;
             let rotated = quorum::rotate(runbook, rotate, &inputs)?;
             eprintln!(
                 "credential set {} reshared as {}; the old shares still recover the same PINs until destroyed",
@@ -124,7 +142,10 @@ fn plan(runbook: &QuorumRunbook) -> String {
         QuorumAction::Retire(retire) => {
             text.push_str(&format!("destroy fleet key {:?} on:\n", retire.key_label));
             for member in &retire.members {
-                text.push_str(&format!("  {} ({}, {})\n", member.name, member.site, member.token));
+                text.push_str(&format!(
+                    "  {} ({}, {})\n",
+                    member.name, member.site, member.token
+                ));
             }
             text.push_str(&format!(
                 "shares needed: {}\nevidence: {}\n",
@@ -135,7 +156,11 @@ fn plan(runbook: &QuorumRunbook) -> String {
         QuorumAction::AddMember(add) => {
             text.push_str(&format!(
                 "copy fleet key {:?} from {} to new member {} ({}, {})\n",
-                add.key_label, add.source, add.new_member.name, add.new_member.site, add.new_member.token
+                add.key_label,
+                add.source,
+                add.new_member.name,
+                add.new_member.site,
+                add.new_member.token
             ));
             text.push_str(&format!(
                 "new share set: {} of {} custodians, in {}\n",
@@ -145,7 +170,12 @@ fn plan(runbook: &QuorumRunbook) -> String {
             ));
         }
         QuorumAction::RotateCustodians(rotate) => {
-            let names: Vec<&str> = rotate.custodians.people.iter().map(|p| p.name.as_str()).collect();
+            let names: Vec<&str> = rotate
+                .custodians
+                .people
+                .iter()
+                .map(|p| p.name.as_str())
+                .collect();
             text.push_str(&format!(
                 "new share set: {} of {} ({}), in {}\n",
                 rotate.custodians.threshold,

@@ -20,7 +20,9 @@ pub struct QuorumArgs {
 impl QuorumArgs {
     /// Recovers the credentials in memory, or returns `None` when no share was given.
     pub fn recover(&self) -> anyhow::Result<Option<CredentialSet>> {
-        Ok(self.recover_with_context()?.map(|recovered| recovered.credentials))
+        Ok(self
+            .recover_with_context()?
+            .map(|recovered| recovered.credentials))
     }
 
     /// Recovers the credentials with their fleet, set id and threshold, or returns `None`

@@ -72,9 +72,11 @@ pub fn check_add_member(
 fn check_new_member(add: &AddMember) -> Result<(), String> {
     let member = &add.new_member;
     let TokenRef::Label(label) = &member.token else {
-        return Err("the new member's token must be named by label, because initialising \
+        return Err(
+            "the new member's token must be named by label, because initialising \
              sets the label"
-            .into());
+                .into(),
+        );
     };
     let library = Library::load(&member.module).map_err(|error| error.to_string())?;
     let tokens = crate::hsm::list_tokens(&library).map_err(|error| error.to_string())?;
@@ -230,7 +232,8 @@ pub fn add_member(
         .members
         .last()
         .expect("the new member's PINs were appended above");
-    let library = Library::load(&new.module).map_err(QuorumError::hsm("initialise token", &new.name))?;
+    let library =
+        Library::load(&new.module).map_err(QuorumError::hsm("initialise token", &new.name))?;
     let new_token = Token::initialise(&library, &token_label, &new_pins.so_pin, &new_pins.user_pin)
         .map_err(QuorumError::hsm("initialise token", &new.name))?;
     transcript.append(
@@ -238,15 +241,17 @@ pub fn add_member(
         json!({"member": new.name, "token_label": new_token.label, "token_serial": new_token.serial}),
     )?;
 
-    let attributes = copy_key(add, &recovered_source_pin(add, &credentials)?, new_token.clone(), &new_pins.user_pin)?;
+    let attributes = copy_key(
+        add,
+        &recovered_source_pin(add, &credentials)?,
+        new_token.clone(),
+        &new_pins.user_pin,
+    )?;
     transcript.append(
         action::KEY_REPLICATED,
         json!({"from": add.source, "to": new.name, "token_label": new_token.label, "label": add.key_label, "key_attributes": attributes}),
     )?;
-    transcript.append(
-        action::FINISHED,
-        json!({"credential_set": credentials.id}),
-    )?;
+    transcript.append(action::FINISHED, json!({"credential_set": credentials.id}))?;
     Ok(AddedMember {
         credential_set: credentials.id.clone(),
         share_files,
@@ -287,10 +292,20 @@ fn copy_key(
         .login_user(new_pin)
         .map_err(QuorumError::hsm(step, new_name))?;
 
-    let private = keys::find_one(&source_session, &source_token, &add.key_label, ObjectClass::PRIVATE_KEY)
-        .map_err(QuorumError::hsm(step, &source.name))?;
-    let public = keys::find_one(&source_session, &source_token, &add.key_label, ObjectClass::PUBLIC_KEY)
-        .map_err(QuorumError::hsm(step, &source.name))?;
+    let private = keys::find_one(
+        &source_session,
+        &source_token,
+        &add.key_label,
+        ObjectClass::PRIVATE_KEY,
+    )
+    .map_err(QuorumError::hsm(step, &source.name))?;
+    let public = keys::find_one(
+        &source_session,
+        &source_token,
+        &add.key_label,
+        ObjectClass::PUBLIC_KEY,
+    )
+    .map_err(QuorumError::hsm(step, &source.name))?;
     let id = source_session
         .get_attributes(private, &[AttributeType::Id])
         .map_err(|error| HsmError::from_cryptoki(&source_token.label, "read the key id", error))
@@ -316,7 +331,8 @@ fn copy_key(
         private,
         public,
     };
-    let pair = replicate::replicate(&origin, &member, &key).map_err(QuorumError::hsm(step, new_name))?;
+    let pair =
+        replicate::replicate(&origin, &member, &key).map_err(QuorumError::hsm(step, new_name))?;
     let attributes = keys::read_attributes(&new_session, &new_token, pair.private)
         .map_err(QuorumError::hsm(step, new_name))?;
     keys::check_attributes(&attributes, &new_token, &add.key_label, false, false)

@@ -109,9 +109,15 @@ fn check_member(
     let session = token
         .login_user(&pins.user_pin)
         .map_err(|error| error.to_string())?;
-    keys::find_one(&session, &token, &retire.key_label, ObjectClass::PRIVATE_KEY)
-        .map_err(|error| error.to_string())?;
-    let all = keys::find_labelled(&session, &retire.key_label).map_err(|error| error.to_string())?;
+    keys::find_one(
+        &session,
+        &token,
+        &retire.key_label,
+        ObjectClass::PRIVATE_KEY,
+    )
+    .map_err(|error| error.to_string())?;
+    let all =
+        keys::find_labelled(&session, &retire.key_label).map_err(|error| error.to_string())?;
     if all.len() != OBJECTS_PER_MEMBER {
         return Err(format!(
             "token {} holds {} objects labelled {:?}; a deployed member holds exactly one private and one public key",
@@ -202,8 +208,10 @@ fn destroy_on(
     )?;
 
     // A fresh search, so that an object the token kept despite C_DestroyObject shows up.
-    let left = keys::find_labelled(&session, &retire.key_label)
-        .map_err(QuorumError::hsm("check the fleet key is gone", &member.name))?;
+    let left = keys::find_labelled(&session, &retire.key_label).map_err(QuorumError::hsm(
+        "check the fleet key is gone",
+        &member.name,
+    ))?;
     if !left.is_empty() {
         return Err(QuorumError::KeyLeft {
             member: member.name.clone(),
@@ -292,7 +300,11 @@ fn write_evidence(
         &transcript_bytes,
         false,
     )?;
-    write_new(&retire.evidence_dir.join(RETIREMENT_JSON), &json_bytes, false)?;
+    write_new(
+        &retire.evidence_dir.join(RETIREMENT_JSON),
+        &json_bytes,
+        false,
+    )?;
     write_new(
         &retire.evidence_dir.join(RETIREMENT_MD),
         markdown.as_bytes(),

@@ -389,9 +389,8 @@ pub enum AnyRunbook {
 pub fn load_any(path: &Path) -> Result<AnyRunbook, RunbookError> {
     let bytes = read_limited(path)?;
     let text = checked_text(&bytes, path)?;
-    let kind: quorum::RawKind =
-        serde_saphyr::from_str_with_options(text, validate::yaml_options())
-            .map_err(|error| error::from_yaml(path, &error))?;
+    let kind: quorum::RawKind = serde_saphyr::from_str_with_options(text, validate::yaml_options())
+        .map_err(|error| error::from_yaml(path, &error))?;
     let checker = validate::Checker {
         path,
         base_dir: &base_dir_of(path),
@@ -401,7 +400,10 @@ pub fn load_any(path: &Path) -> Result<AnyRunbook, RunbookError> {
         KIND_RETIRE => quorum::retire(parse_raw(text, path)?, &checker, sha256)?,
         KIND_ADD_MEMBER => quorum::add_member(parse_raw(text, path)?, &checker, sha256)?,
         KIND_ROTATE_CUSTODIANS => quorum::rotate(parse_raw(text, path)?, &checker, sha256)?,
-        _ => return parse_bytes(&bytes, path).map(|runbook| AnyRunbook::Deployment(Box::new(runbook))),
+        _ => {
+            return parse_bytes(&bytes, path)
+                .map(|runbook| AnyRunbook::Deployment(Box::new(runbook)));
+        }
     };
     Ok(AnyRunbook::Quorum(Box::new(quorum)))
 }

@@ -244,7 +244,10 @@ fn existing_members(
     for (index, (member, raw_member)) in members.iter().zip(&raw.value).enumerate() {
         if member.initialise {
             let field = format!("members[{index}].initialise");
-            let message = format!("member {} of a deployed fleet is marked initialise: true", member.name);
+            let message = format!(
+                "member {} of a deployed fleet is marked initialise: true",
+                member.name
+            );
             let hint = "initialising erases the token and its fleet key; set initialise: false";
             return Err(checker.invalid(&field, &raw_member.initialise, message, Some(hint)));
         }
@@ -291,7 +294,12 @@ pub(super) fn add_member(
     if algorithm != KeyAlgorithm::EcdsaP256 {
         let message = format!("cannot add a member to a fleet with an {algorithm} key");
         let hint = "replication between HSMs supports ecdsa-p256 fleet keys only";
-        return Err(checker.invalid("fleet_key.algorithm", &raw.fleet_key.algorithm, message, Some(hint)));
+        return Err(checker.invalid(
+            "fleet_key.algorithm",
+            &raw.fleet_key.algorithm,
+            message,
+            Some(hint),
+        ));
     }
     let members = existing_members(checker, &raw.members, &header.default_module)?;
 
@@ -302,18 +310,31 @@ pub(super) fn add_member(
         return Err(checker.invalid("source", &raw.source, message, Some(hint)));
     }
 
-    let new_member =
-        validate::member(checker, "new_member", &raw.new_member, &header.default_module, false)?;
+    let new_member = validate::member(
+        checker,
+        "new_member",
+        &raw.new_member,
+        &header.default_module,
+        false,
+    )?;
     if !new_member.initialise {
         let message = "the new member is not marked initialise: true".to_string();
         let hint = "the tool initialises the new member's token with new PINs";
-        return Err(checker.invalid("new_member.initialise", &raw.new_member.initialise, message, Some(hint)));
+        return Err(checker.invalid(
+            "new_member.initialise",
+            &raw.new_member.initialise,
+            message,
+            Some(hint),
+        ));
     }
     if let Some(clash) = members
         .iter()
         .find(|member| member.name == new_member.name || member.token == new_member.token)
     {
-        let message = format!("the new member clashes with existing member {}: same name or token", clash.name);
+        let message = format!(
+            "the new member clashes with existing member {}: same name or token",
+            clash.name
+        );
         return Err(checker.invalid("new_member.name", &raw.new_member.name, message, None));
     }
 
@@ -355,9 +376,16 @@ pub(super) fn rotate(
     })
 }
 
-fn check_kind(checker: &Checker<'_>, kind: &Spanned<String>, expected: &str) -> Result<(), RunbookError> {
+fn check_kind(
+    checker: &Checker<'_>,
+    kind: &Spanned<String>,
+    expected: &str,
+) -> Result<(), RunbookError> {
     if kind.value != expected {
-        let message = format!("runbook kind {:?} read with the {expected:?} schema", kind.value);
+        let message = format!(
+            "runbook kind {:?} read with the {expected:?} schema",
+            kind.value
+        );
         return Err(checker.invalid("kind", kind, message, None));
     }
     Ok(())

@@ -336,7 +336,10 @@ pub(super) fn epoch(checker: &Checker<'_>, value: &Spanned<u64>) -> Result<u64, 
     Ok(value.value)
 }
 
-pub(super) fn algorithm(checker: &Checker<'_>, value: &Spanned<String>) -> Result<KeyAlgorithm, RunbookError> {
+pub(super) fn algorithm(
+    checker: &Checker<'_>,
+    value: &Spanned<String>,
+) -> Result<KeyAlgorithm, RunbookError> {
     match value.value.as_str() {
         "ecdsa-p256" => Ok(KeyAlgorithm::EcdsaP256),
         "ed25519" => Ok(KeyAlgorithm::Ed25519),
@@ -443,7 +446,10 @@ pub(super) fn member(
     })
 }
 
-pub(super) fn custodians(checker: &Checker<'_>, raw: &RawCustodians) -> Result<Custodians, RunbookError> {
+pub(super) fn custodians(
+    checker: &Checker<'_>,
+    raw: &RawCustodians,
+) -> Result<Custodians, RunbookError> {
     let people = &raw.people;
     let count = people.value.len();
     if count > MAX_CUSTODIANS {
