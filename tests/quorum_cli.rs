@@ -61,7 +61,7 @@ impl Demo {
         path
     }
 
-    /// Member name -> user PIN, from `shares combine --reveal`.
+    /// Returns (member, token label, user PIN) per member, from `shares combine --reveal`.
     fn user_pins(&self, shares: &[(PathBuf, PathBuf)]) -> Vec<(String, String, String)> {
         let mut command = self.cli();
         command.args(["shares", "combine", "--reveal"]);
@@ -104,7 +104,7 @@ impl Demo {
     }
 }
 
-/// The demo custodian's share file and identity, relative to the demo folder.
+/// Returns a custodian's share file in `dir` and their identity, relative to the demo folder.
 fn share(dir: &str, custodian: &str) -> (PathBuf, PathBuf) {
     (
         PathBuf::from(format!("{dir}/{custodian}.age")),

@@ -134,7 +134,11 @@ fn check_member(
 ///
 /// Runs [`check_retire`] first and changes nothing when it finds a problem. If a later
 /// step fails, the members before it have lost their fleet key and the transcript says
-/// which; the shares still hold every PIN, so the action can be finished by hand.
+/// which; the shares still hold every PIN.
+///
+/// NOTE: an interrupted retirement cannot be resumed, because a second `run` rejects the
+/// existing transcript. The members still holding the key need a new runbook that lists
+/// only them, with new output folders.
 pub fn retire(
     runbook: &QuorumRunbook,
     retire: &Retire,
