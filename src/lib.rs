@@ -27,6 +27,8 @@ pub mod fsutil;
 #[cfg(feature = "ceremony")]
 pub mod hsm;
 #[cfg(feature = "ceremony")]
+pub mod quorum;
+#[cfg(feature = "ceremony")]
 pub mod runbook;
 #[cfg(feature = "ceremony")]
 pub mod shares;

@@ -12,11 +12,23 @@ use crate::runbook;
 pub struct Args {
     /// Runbook file (YAML).
     pub runbook: PathBuf,
+    /// For retire and add-member runbooks: shares that let the check log in and inspect
+    /// the private keys. A deployment check takes none.
+    #[command(flatten)]
+    pub quorum: super::quorum::QuorumArgs,
 }
 
 /// Prints the plan and every problem found; fails when there is any problem.
 pub fn run(args: &Args) -> anyhow::Result<u8> {
-    let runbook = runbook::load(&args.runbook)?;
+    let runbook = match runbook::load_any(&args.runbook)? {
+        runbook::AnyRunbook::Deployment(runbook) => runbook,
+        runbook::AnyRunbook::Quorum(runbook) => {
+            return super::action::check(&runbook, &args.quorum);
+        }
+    };
+    if args.quorum.inputs()?.is_some() {
+        bail!("a deployment check takes no shares; remove --share and --identity");
+    }
     print!("{}", runbook.plan());
     // Only the chains can be checked now: the fleet key they must attest does not exist yet.
     for line in attestation::check_chains(&runbook).0 {

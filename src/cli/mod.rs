@@ -2,6 +2,7 @@
 //! in its own file.
 
 mod abandon;
+mod action;
 mod attest;
 mod bundle;
 mod check;

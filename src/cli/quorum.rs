@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::bail;
 
-use crate::shares::{self, CredentialSet, ShareInput};
+use crate::shares::{self, CredentialSet, Recovered, ShareInput};
 
 /// Shares and identities of a quorum of custodians.
 #[derive(Debug, Clone, clap::Args)]
@@ -20,6 +20,28 @@ pub struct QuorumArgs {
 impl QuorumArgs {
     /// Recovers the credentials in memory, or returns `None` when no share was given.
     pub fn recover(&self) -> anyhow::Result<Option<CredentialSet>> {
+        Ok(self
+            .recover_with_context()?
+            .map(|recovered| recovered.credentials))
+    }
+
+    /// Recovers the credentials with their fleet, set id and threshold, or returns `None`
+    /// when no share was given.
+    pub fn recover_with_context(&self) -> anyhow::Result<Option<Recovered>> {
+        let Some(inputs) = self.inputs()? else {
+            return Ok(None);
+        };
+        let recovered = shares::combine(&inputs)?;
+        eprintln!(
+            "recovered the PINs of credential set {} from {} shares",
+            recovered.credential_set_id,
+            inputs.len()
+        );
+        Ok(Some(recovered))
+    }
+
+    /// Pairs each share with its identity, or returns `None` when no share was given.
+    pub fn inputs(&self) -> anyhow::Result<Option<Vec<ShareInput>>> {
         if self.shares.is_empty() && self.identities.is_empty() {
             return Ok(None);
         }
@@ -30,7 +52,7 @@ impl QuorumArgs {
                 self.identities.len()
             );
         }
-        let inputs: Vec<ShareInput> = self
+        let inputs = self
             .shares
             .iter()
             .zip(&self.identities)
@@ -39,12 +61,6 @@ impl QuorumArgs {
                 identity: identity.clone(),
             })
             .collect();
-        let recovered = shares::combine(&inputs)?;
-        eprintln!(
-            "recovered the PINs of credential set {} from {} shares",
-            recovered.credential_set_id,
-            inputs.len()
-        );
-        Ok(Some(recovered.credentials))
+        Ok(Some(inputs))
     }
 }

@@ -25,7 +25,13 @@ pub struct Args {
 
 /// Starts the ceremony, or assembles the bundle and evidence when the signatures are back.
 pub fn run(args: &Args) -> anyhow::Result<u8> {
-    let runbook = runbook::load(&args.runbook)?;
+    let runbook = match runbook::load_any(&args.runbook)? {
+        runbook::AnyRunbook::Deployment(runbook) => runbook,
+        runbook::AnyRunbook::Quorum(runbook) => {
+            return super::action::run(&runbook, &args.quorum, args.yes);
+        }
+    };
+    let runbook = *runbook;
     match ceremony::stage(&runbook)? {
         Stage::NotStarted if args.resume => bail!(
             "nothing to resume: {} does not exist\nhint: run without --resume to start the ceremony",

@@ -10,6 +10,7 @@ mod attestation;
 mod error;
 mod keys;
 mod plan;
+mod quorum;
 mod raw;
 mod validate;
 
@@ -20,6 +21,10 @@ use sha2::{Digest, Sha256};
 
 pub use error::RunbookError;
 pub use plan::Problem;
+pub use quorum::{
+    AddMember, KIND_ADD_MEMBER, KIND_RETIRE, KIND_ROTATE_CUSTODIANS, QuorumAction, QuorumRunbook,
+    Retire, RotateCustodians,
+};
 
 /// PKCS#11 module used when neither a member nor `defaults.module` names one: SoftHSM 2 as
 /// installed by the Debian and Ubuntu `softhsm2` package.
@@ -31,7 +36,7 @@ pub const MAX_RUNBOOK_BYTES: u64 = 1024 * 1024;
 /// The runbook format version this code reads.
 pub const RUNBOOK_VERSION: u64 = 1;
 
-/// The only runbook kind so far: deploying a new fleet key.
+/// Runbook kind that deploys a new fleet key; [`load_any`] also reads the quorum kinds.
 pub const RUNBOOK_KIND: &str = "deployment";
 
 /// File name of the fleet-key document inside the work folder.
@@ -385,6 +390,63 @@ fn read_limited(path: &Path) -> Result<Vec<u8>, RunbookError> {
         .read_to_end(&mut bytes)
         .map_err(read_error)?;
     Ok(bytes)
+}
+
+/// A runbook of any kind.
+#[derive(Debug, Clone)]
+pub enum AnyRunbook {
+    /// `kind: deployment`.
+    Deployment(Box<Runbook>),
+    /// `kind: retire`, `add-member` or `rotate-custodians`.
+    Quorum(Box<QuorumRunbook>),
+}
+
+/// Reads and validates a runbook of any kind, chosen by its `kind` field.
+pub fn load_any(path: &Path) -> Result<AnyRunbook, RunbookError> {
+    let bytes = read_limited(path)?;
+    let text = checked_text(&bytes, path)?;
+    let kind: quorum::RawKind = serde_saphyr::from_str_with_options(text, validate::yaml_options())
+        .map_err(|error| error::from_yaml(path, &error))?;
+    let checker = validate::Checker {
+        path,
+        base_dir: &base_dir_of(path),
+    };
+    let sha256 = hex::encode(Sha256::digest(&bytes));
+    let quorum = match kind.kind.value.as_str() {
+        KIND_RETIRE => quorum::retire(parse_raw(text, path)?, &checker, sha256)?,
+        KIND_ADD_MEMBER => quorum::add_member(parse_raw(text, path)?, &checker, sha256)?,
+        KIND_ROTATE_CUSTODIANS => quorum::rotate(parse_raw(text, path)?, &checker, sha256)?,
+        _ => {
+            return parse_bytes(&bytes, path)
+                .map(|runbook| AnyRunbook::Deployment(Box::new(runbook)));
+        }
+    };
+    Ok(AnyRunbook::Quorum(Box::new(quorum)))
+}
+
+fn parse_raw<T: serde::de::DeserializeOwned>(text: &str, path: &Path) -> Result<T, RunbookError> {
+    serde_saphyr::from_str_with_options(text, validate::yaml_options())
+        .map_err(|error| error::from_yaml(path, &error))
+}
+
+fn checked_text<'a>(bytes: &'a [u8], path: &Path) -> Result<&'a str, RunbookError> {
+    let size = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
+    if size > MAX_RUNBOOK_BYTES {
+        return Err(RunbookError::TooLarge {
+            path: path.to_path_buf(),
+            size,
+        });
+    }
+    let text = validate::utf8_text(bytes, path)?;
+    validate::reject_tabs(text, path)?;
+    Ok(text)
+}
+
+fn base_dir_of(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
 }
 
 fn parse_bytes(bytes: &[u8], path: &Path) -> Result<Runbook, RunbookError> {

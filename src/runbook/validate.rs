@@ -319,13 +319,16 @@ fn check_header(checker: &Checker<'_>, raw: &RawRunbook) -> Result<(), RunbookEr
     }
     if raw.kind.value != RUNBOOK_KIND {
         let message = format!("unsupported runbook kind {:?}", raw.kind.value);
-        let hint = format!("the only kind is \"{RUNBOOK_KIND}\"");
+        let hint = format!(
+            "the kinds are \"{RUNBOOK_KIND}\", \"retire\", \"add-member\" and \
+             \"rotate-custodians\""
+        );
         return Err(checker.invalid("kind", &raw.kind, message, Some(&hint)));
     }
     Ok(())
 }
 
-fn epoch(checker: &Checker<'_>, value: &Spanned<u64>) -> Result<u64, RunbookError> {
+pub(super) fn epoch(checker: &Checker<'_>, value: &Spanned<u64>) -> Result<u64, RunbookError> {
     if value.value == 0 {
         let message = "epoch 0; epochs start at 1".to_string();
         return Err(checker.invalid("fleet.epoch", value, message, None));
@@ -333,7 +336,10 @@ fn epoch(checker: &Checker<'_>, value: &Spanned<u64>) -> Result<u64, RunbookErro
     Ok(value.value)
 }
 
-fn algorithm(checker: &Checker<'_>, value: &Spanned<String>) -> Result<KeyAlgorithm, RunbookError> {
+pub(super) fn algorithm(
+    checker: &Checker<'_>,
+    value: &Spanned<String>,
+) -> Result<KeyAlgorithm, RunbookError> {
     match value.value.as_str() {
         "ecdsa-p256" => Ok(KeyAlgorithm::EcdsaP256),
         "ed25519" => Ok(KeyAlgorithm::Ed25519),
@@ -369,7 +375,7 @@ impl Seen {
     }
 }
 
-fn members(
+pub(super) fn members(
     checker: &Checker<'_>,
     raw: &Spanned<Vec<RawMember>>,
     default_module: &Path,
@@ -406,7 +412,7 @@ fn members(
     Ok(members)
 }
 
-fn member(
+pub(super) fn member(
     checker: &Checker<'_>,
     field: &str,
     raw: &RawMember,
@@ -448,7 +454,10 @@ fn member(
     })
 }
 
-fn custodians(checker: &Checker<'_>, raw: &RawCustodians) -> Result<Custodians, RunbookError> {
+pub(super) fn custodians(
+    checker: &Checker<'_>,
+    raw: &RawCustodians,
+) -> Result<Custodians, RunbookError> {
     let people = &raw.people;
     let count = people.value.len();
     if count > MAX_CUSTODIANS {
@@ -486,7 +495,7 @@ fn custodians(checker: &Checker<'_>, raw: &RawCustodians) -> Result<Custodians, 
     })
 }
 
-fn threshold(
+pub(super) fn threshold(
     checker: &Checker<'_>,
     value: &Spanned<u64>,
     count: usize,

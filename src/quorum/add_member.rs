@@ -1,0 +1,342 @@
+//! Adding a member to a deployed fleet: a new token is initialised with new PINs, a new
+//! share set covering every member's PINs is written, and the fleet key is copied from a
+//! source member under transport keys.
+//!
+//! The copy needs the source's private key to be wrappable (CKA_EXTRACTABLE true). A
+//! deployment locks every copy, so `check` reports a locked source before anything changes.
+
+use std::path::PathBuf;
+
+use cryptoki::object::{Attribute, AttributeType, ObjectClass};
+use serde_json::json;
+
+use super::rotate::{check_share_files_absent, recipients};
+use super::{QuorumError, action, check_not_started, check_shares_fit, find_token, pins_of};
+use crate::ceremony::preflight::Problem;
+use crate::hsm::replicate::{self, OriginKey, REPLICATION_MECHANISMS, Side};
+use crate::hsm::{HsmError, Library, Token, keys};
+use crate::runbook::{AddMember, QuorumRunbook, TokenRef};
+use crate::shares::{self, CredentialSet, Recovered};
+use crate::transcript::Transcript;
+
+/// What `add_member` did.
+#[derive(Debug)]
+pub struct AddedMember {
+    /// Id of the new share set, which holds the PINs of every member, the new one too.
+    pub credential_set: String,
+    /// The new share files, in custodian order.
+    pub share_files: Vec<PathBuf>,
+    /// Label of the new member's token.
+    pub token_label: String,
+}
+
+/// Checks an add-member runbook against the environment without changing anything.
+///
+/// Checks that the transcript and new share files do not exist, that every existing
+/// member's token is present, that the new member's token label is free and a free slot
+/// exists, and that the source token has the replication mechanisms. With `recovered` it
+/// logs in as the user on the source and checks that its fleet private key can be
+/// wrapped: CKA_EXTRACTABLE true and CKA_WRAP_WITH_TRUSTED false. Without it, the private
+/// key is not checked, because it is invisible before login.
+pub fn check_add_member(
+    runbook: &QuorumRunbook,
+    add: &AddMember,
+    recovered: Option<&Recovered>,
+) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    check_not_started(runbook, &mut problems);
+    check_share_files_absent(&add.custodians, &add.shares_dir, &mut problems);
+    let mut problem = |place: String, message: String| problems.push(Problem { place, message });
+
+    for member in &add.members {
+        if let Err(error) = find_token(member) {
+            problem(format!("member {}", member.name), error.to_string());
+        }
+    }
+    if let Err(message) = check_new_member(add) {
+        problem("new_member".into(), message);
+    }
+    if let Err(message) = check_source_mechanisms(add) {
+        problem(format!("source {}", add.source), message);
+    }
+    if let Some(recovered) = recovered {
+        if let Err(error) = check_shares_fit(&runbook.fleet, &add.members, recovered) {
+            problem("shares".into(), error.to_string());
+        } else if let Err(message) = check_source_key(add, recovered) {
+            problem(format!("source {}", add.source), message);
+        }
+    }
+    problems
+}
+
+fn check_new_member(add: &AddMember) -> Result<(), String> {
+    let member = &add.new_member;
+    let TokenRef::Label(label) = &member.token else {
+        return Err(
+            "the new member's token must be named by label, because initialising \
+             sets the label"
+                .into(),
+        );
+    };
+    let library = Library::load(&member.module).map_err(|error| error.to_string())?;
+    let tokens = crate::hsm::list_tokens(&library).map_err(|error| error.to_string())?;
+    if tokens.iter().any(|token| &token.label == label) {
+        return Err(format!(
+            "a token labelled {label:?} exists; initialising would erase it\nhint: give the new member a new token label"
+        ));
+    }
+    let mechanisms = crate::hsm::free_slot_mechanisms(&library)
+        .map_err(|error| error.to_string())?
+        .ok_or_else(|| format!("no free slot in {}", member.module.display()))?;
+    missing_mechanisms(&mechanisms)
+}
+
+fn check_source_mechanisms(add: &AddMember) -> Result<(), String> {
+    let token = find_token(add.source_member()).map_err(|error| error.to_string())?;
+    let mechanisms = token.mechanisms().map_err(|error| error.to_string())?;
+    missing_mechanisms(&mechanisms)
+}
+
+fn missing_mechanisms(available: &[cryptoki::mechanism::MechanismType]) -> Result<(), String> {
+    let missing: Vec<&str> = REPLICATION_MECHANISMS
+        .iter()
+        .filter(|(mechanism, _)| !available.contains(mechanism))
+        .map(|(_, purpose)| *purpose)
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
+        "the token lacks mechanisms needed to {}",
+        missing.join(", ")
+    ))
+}
+
+/// Logs in on the source and checks that its fleet private key can be wrapped.
+fn check_source_key(add: &AddMember, recovered: &Recovered) -> Result<(), String> {
+    let source = add.source_member();
+    let token = find_token(source).map_err(|error| error.to_string())?;
+    let pins = pins_of(recovered, source).map_err(|error| error.to_string())?;
+    let session = token
+        .login_user(&pins.user_pin)
+        .map_err(|error| error.to_string())?;
+    keys::find_one(&session, &token, &add.key_label, ObjectClass::PUBLIC_KEY)
+        .map_err(|error| error.to_string())?;
+    let private = keys::find_one(&session, &token, &add.key_label, ObjectClass::PRIVATE_KEY)
+        .map_err(|error| error.to_string())?;
+    let attributes = session
+        .get_attributes(
+            private,
+            &[AttributeType::Extractable, AttributeType::WrapWithTrusted],
+        )
+        .map_err(|error| HsmError::from_cryptoki(&token.label, "read key attributes", error))
+        .map_err(|error| error.to_string())?;
+
+    for attribute in attributes {
+        match attribute {
+            Attribute::Extractable(false) => {
+                return Err(format!(
+                    "the fleet private key {:?} on token {} has CKA_EXTRACTABLE false, so no \
+                     mechanism can wrap it for a new member; PKCS#11 never lets it become \
+                     true again\nhint: a fleet deployed by this tool locks every copy, so it \
+                     cannot gain members by replication; deploy a new fleet that includes \
+                     the new member",
+                    add.key_label, token.label
+                ));
+            }
+            Attribute::WrapWithTrusted(true) => {
+                return Err(format!(
+                    "the fleet private key {:?} on token {} has CKA_WRAP_WITH_TRUSTED true; \
+                     replication wraps it under a one-time AES key that is not CKA_TRUSTED",
+                    add.key_label, token.label
+                ));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Initialises the new member's token with new PINs, writes a new share set covering
+/// every member, copies the fleet key from the source, checks the copy, and records each
+/// step in the action's transcript.
+///
+/// Runs [`check_add_member`] first and changes nothing when it finds a problem. The new
+/// shares are written before the token is initialised, so its PINs are never only in
+/// memory. The old shares stay valid for the old members but lack the new one.
+pub fn add_member(
+    runbook: &QuorumRunbook,
+    add: &AddMember,
+    recovered: Recovered,
+) -> Result<AddedMember, QuorumError> {
+    let problems = check_add_member(runbook, add, Some(&recovered));
+    if !problems.is_empty() {
+        return Err(QuorumError::Preflight {
+            count: problems.len(),
+        });
+    }
+    let new = &add.new_member;
+    let token_label = match &new.token {
+        TokenRef::Label(label) | TokenRef::Serial(label) => label.clone(),
+    };
+
+    // The new set holds every old member's PINs plus fresh PINs for the new member.
+    let fresh = CredentialSet::generate(&[(new.name.clone(), token_label.clone())]);
+    let previous_set = recovered.credential_set_id.clone();
+    let mut members = recovered.credentials.members;
+    members.extend(fresh.members);
+    let credentials = CredentialSet {
+        id: previous_set.clone(),
+        members,
+    }
+    .with_new_id();
+    let custodians = recipients(&add.custodians);
+    let files = shares::split(
+        &credentials,
+        &recovered.context,
+        &custodians,
+        add.custodians.threshold,
+    )?;
+
+    let mut transcript = Transcript::create(&runbook.transcript())?;
+    transcript.append(
+        action::STARTED,
+        json!({
+            "kind": runbook.kind(),
+            "fleet_id": runbook.fleet.id,
+            "runbook_sha256": runbook.sha256(),
+            "credential_set": previous_set,
+            "source": add.source,
+            "new_member": new.name,
+        }),
+    )?;
+    transcript.append(
+        action::SPLIT,
+        json!({
+            "previous_credential_set": previous_set,
+            "credential_set": credentials.id,
+            "threshold": add.custodians.threshold,
+            "custodians": custodians.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(),
+            "members": credentials.members.iter().map(|m| m.member.as_str()).collect::<Vec<_>>(),
+        }),
+    )?;
+    let share_files = shares::write_share_files(&add.shares_dir, &files)?;
+    for (file, path) in files.iter().zip(&share_files) {
+        transcript.append(
+            action::SHARE_WRITTEN,
+            json!({"custodian": file.custodian, "index": file.index, "file": path.display().to_string()}),
+        )?;
+    }
+
+    let new_pins = credentials
+        .members
+        .last()
+        .expect("the new member's PINs were appended above");
+    let library =
+        Library::load(&new.module).map_err(QuorumError::hsm("initialise token", &new.name))?;
+    let new_token = Token::initialise(&library, &token_label, &new_pins.so_pin, &new_pins.user_pin)
+        .map_err(QuorumError::hsm("initialise token", &new.name))?;
+    transcript.append(
+        action::TOKEN_INITIALISED,
+        json!({"member": new.name, "token_label": new_token.label, "token_serial": new_token.serial}),
+    )?;
+
+    let attributes = copy_key(
+        add,
+        &recovered_source_pin(add, &credentials)?,
+        new_token.clone(),
+        &new_pins.user_pin,
+    )?;
+    transcript.append(
+        action::KEY_REPLICATED,
+        json!({"from": add.source, "to": new.name, "token_label": new_token.label, "label": add.key_label, "key_attributes": attributes}),
+    )?;
+    transcript.append(action::FINISHED, json!({"credential_set": credentials.id}))?;
+    Ok(AddedMember {
+        credential_set: credentials.id.clone(),
+        share_files,
+        token_label: new_token.label,
+    })
+}
+
+fn recovered_source_pin(
+    add: &AddMember,
+    credentials: &CredentialSet,
+) -> Result<secrecy::SecretString, QuorumError> {
+    credentials
+        .members
+        .iter()
+        .find(|entry| entry.member == add.source)
+        .map(|entry| entry.user_pin.clone())
+        .ok_or_else(|| QuorumError::WrongShares {
+            reason: format!("they hold no PINs for member {}", add.source),
+        })
+}
+
+/// Copies the fleet key from the source to the new token and returns the copy's
+/// attributes, checked to be sensitive, non-extractable and not generated locally.
+fn copy_key(
+    add: &AddMember,
+    source_pin: &secrecy::SecretString,
+    new_token: Token,
+    new_pin: &secrecy::SecretString,
+) -> Result<std::collections::BTreeMap<String, serde_json::Value>, QuorumError> {
+    let step = "replicate the fleet key";
+    let source = add.source_member();
+    let source_token = find_token(source).map_err(QuorumError::hsm(step, &source.name))?;
+    let source_session = source_token
+        .login_user(source_pin)
+        .map_err(QuorumError::hsm(step, &source.name))?;
+    let new_name = &add.new_member.name;
+    let new_session = new_token
+        .login_user(new_pin)
+        .map_err(QuorumError::hsm(step, new_name))?;
+
+    let private = keys::find_one(
+        &source_session,
+        &source_token,
+        &add.key_label,
+        ObjectClass::PRIVATE_KEY,
+    )
+    .map_err(QuorumError::hsm(step, &source.name))?;
+    let public = keys::find_one(
+        &source_session,
+        &source_token,
+        &add.key_label,
+        ObjectClass::PUBLIC_KEY,
+    )
+    .map_err(QuorumError::hsm(step, &source.name))?;
+    let id = source_session
+        .get_attributes(private, &[AttributeType::Id])
+        .map_err(|error| HsmError::from_cryptoki(&source_token.label, "read the key id", error))
+        .map_err(QuorumError::hsm(step, &source.name))?
+        .into_iter()
+        .find_map(|attribute| match attribute {
+            Attribute::Id(id) => Some(id),
+            _ => None,
+        })
+        .unwrap_or_default();
+
+    let origin = Side {
+        token: &source_token,
+        session: &source_session,
+    };
+    let member = Side {
+        token: &new_token,
+        session: &new_session,
+    };
+    let key = OriginKey {
+        label: &add.key_label,
+        id: &id,
+        private,
+        public,
+    };
+    let pair =
+        replicate::replicate(&origin, &member, &key).map_err(QuorumError::hsm(step, new_name))?;
+    let attributes = keys::read_attributes(&new_session, &new_token, pair.private)
+        .map_err(QuorumError::hsm(step, new_name))?;
+    keys::check_attributes(&attributes, &new_token, &add.key_label, false, false)
+        .map_err(QuorumError::hsm(step, new_name))?;
+    tracing::info!(member = %new_name, "copied the fleet key to the new member");
+    Ok(attributes)
+}

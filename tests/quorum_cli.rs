@@ -1,0 +1,381 @@
+//! Quorum-action runbooks (`retire`, `add-member`, `rotate-custodians`) through the binary,
+//! on the demo's SoftHSM tokens, with pkcs11-tool (OpenSC) as the independent reader of
+//! the tokens.
+//!
+//! Each test runs its own demo in a new folder. SoftHSM reads `SOFTHSM2_CONF` once per
+//! process, so every child process gets it in its own environment.
+
+use std::path::PathBuf;
+use std::process::Command as StdCommand;
+
+use assert_cmd::Command;
+use assert_cmd::cargo::cargo_bin_cmd;
+use sha2::{Digest, Sha256};
+
+const PKCS11_TOOL: &str = "pkcs11-tool";
+const SOFTHSM_MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
+const FLEET_KEY: &str = "demo-fleet-key";
+
+/// Members of the demo fleet and their token labels, in runbook order.
+const DEMO_MEMBERS: [(&str, &str); 3] = [
+    ("zurich-1", "demo-zurich-1"),
+    ("frankfurt-1", "demo-frankfurt-1"),
+    ("dublin-1", "demo-dublin-1"),
+];
+
+/// A finished demo in a temporary folder.
+struct Demo {
+    _temp: tempfile::TempDir,
+    root: PathBuf,
+}
+
+impl Demo {
+    fn run() -> Demo {
+        let temp = tempfile::tempdir().unwrap();
+        let root = temp.path().join("demo");
+        cargo_bin_cmd!("fleet-ceremony")
+            .arg("demo")
+            .arg("--dir")
+            .arg(&root)
+            .assert()
+            .success();
+        Demo { _temp: temp, root }
+    }
+
+    fn conf(&self) -> PathBuf {
+        self.root.join("softhsm2.conf")
+    }
+
+    /// `fleet-ceremony ARGS` with SoftHSM configured for the demo tokens.
+    fn cli(&self) -> Command {
+        let mut command = cargo_bin_cmd!("fleet-ceremony");
+        command.env("SOFTHSM2_CONF", self.conf());
+        command.current_dir(&self.root);
+        command
+    }
+
+    /// Writes a runbook into the demo folder and returns its path.
+    fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.root.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    /// Returns (member, token label, user PIN) per member, from `shares combine --reveal`.
+    fn user_pins(&self, shares: &[(PathBuf, PathBuf)]) -> Vec<(String, String, String)> {
+        let mut command = self.cli();
+        command.args(["shares", "combine", "--reveal"]);
+        with_shares(&mut command, shares);
+        let output = command.assert().success().get_output().stdout.clone();
+        String::from_utf8(output)
+            .unwrap()
+            .lines()
+            .skip(1)
+            .map(|line| {
+                let fields: Vec<&str> = line.split('\t').collect();
+                (
+                    fields[0].to_string(),
+                    fields[1].to_string(),
+                    fields[3].to_string(),
+                )
+            })
+            .collect()
+    }
+
+    /// Object listing of a token after a user login, by pkcs11-tool.
+    fn list_objects(&self, token_label: &str, user_pin: &str) -> String {
+        let output = StdCommand::new(PKCS11_TOOL)
+            .env("SOFTHSM2_CONF", self.conf())
+            .args(["--module", SOFTHSM_MODULE, "--token-label", token_label])
+            .args(["--list-objects", "--login", "--pin", user_pin])
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "pkcs11-tool failed: {output:?}");
+        String::from_utf8(output.stdout).unwrap()
+    }
+
+    fn token_labels(&self) -> String {
+        let output = StdCommand::new(PKCS11_TOOL)
+            .env("SOFTHSM2_CONF", self.conf())
+            .args(["--module", SOFTHSM_MODULE, "--list-token-slots"])
+            .output()
+            .unwrap();
+        String::from_utf8(output.stdout).unwrap()
+    }
+}
+
+/// Returns a custodian's share file in `dir` and their identity, relative to the demo folder.
+fn share(dir: &str, custodian: &str) -> (PathBuf, PathBuf) {
+    (
+        PathBuf::from(format!("{dir}/{custodian}.age")),
+        PathBuf::from(format!("custodians/{custodian}/identity.txt")),
+    )
+}
+
+/// Adds one `--share` and `--identity` pair per share.
+fn with_shares(command: &mut Command, shares: &[(PathBuf, PathBuf)]) {
+    for (share, identity) in shares {
+        command
+            .arg("--share")
+            .arg(share)
+            .arg("--identity")
+            .arg(identity);
+    }
+}
+
+fn members_yaml() -> String {
+    let mut text = String::from("members:\n");
+    for ((name, label), site) in
+        DEMO_MEMBERS
+            .iter()
+            .zip(["Zurich, CH", "Frankfurt, DE", "Dublin, IE"])
+    {
+        text.push_str(&format!(
+            "  - name: {name}\n    site: {site}\n    token:\n      label: {label}\n    initialise: false\n"
+        ));
+    }
+    text
+}
+
+const HEADER: &str =
+    "version: 1\nfleet:\n  id: demo-fleet\n  namespace: backup.example.com/fleets\n  epoch: 1\n";
+
+fn retire_runbook() -> String {
+    format!(
+        "{HEADER}kind: retire\nfleet_key:\n  label: {FLEET_KEY}\n{}custodians:\n  threshold: 2\noutputs:\n  work_dir: ceremony/retire\n  evidence_dir: evidence/demo-fleet-retirement\n",
+        members_yaml()
+    )
+}
+
+fn custodians_yaml(threshold: u8) -> String {
+    let mut text = format!("custodians:\n  threshold: {threshold}\n  people:\n");
+    for name in ["alice", "bob", "carol"] {
+        text.push_str(&format!(
+            "    - name: {name}\n      recipient_file: custodians/{name}/recipient.txt\n"
+        ));
+    }
+    text
+}
+
+fn add_member_runbook(key_label: &str) -> String {
+    format!(
+        "{HEADER}kind: add-member\nfleet_key:\n  algorithm: ecdsa-p256\n  label: {key_label}\n{}source: zurich-1\nnew_member:\n  name: oslo-1\n  site: Oslo, NO\n  token:\n    label: demo-oslo-1\n  initialise: true\n{}outputs:\n  work_dir: ceremony/add-oslo-1\n  shares_dir: shares-oslo\n",
+        members_yaml(),
+        custodians_yaml(2)
+    )
+}
+
+fn two_shares() -> Vec<(PathBuf, PathBuf)> {
+    vec![share("shares", "alice"), share("shares", "carol")]
+}
+
+#[test]
+fn retire_leaves_no_fleet_key() {
+    let demo = Demo::run();
+    let pins = demo.user_pins(&two_shares());
+    assert_eq!(pins.len(), 3);
+    for (_, token, pin) in &pins {
+        assert!(
+            demo.list_objects(token, pin).contains(FLEET_KEY),
+            "{token} lacks the key before retiring"
+        );
+    }
+    let runbook = demo.write("retire.yaml", &retire_runbook());
+
+    let mut check = demo.cli();
+    check.arg("check").arg(&runbook);
+    with_shares(&mut check, &two_shares());
+    check.assert().success();
+
+    let mut run = demo.cli();
+    run.arg("run").arg(&runbook).arg("--yes");
+    with_shares(&mut run, &two_shares());
+    run.assert().success();
+
+    for (member, token, pin) in &pins {
+        let listing = demo.list_objects(token, pin);
+        assert!(
+            !listing.contains(FLEET_KEY),
+            "{member} still lists the fleet key:\n{listing}"
+        );
+    }
+
+    let evidence = demo.root.join("evidence/demo-fleet-retirement");
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(evidence.join("retirement.json")).unwrap()).unwrap();
+    assert_eq!(record["fleet_id"], "demo-fleet");
+    assert_eq!(record["objects_destroyed"], 6);
+    assert_eq!(record["members"].as_array().unwrap().len(), 3);
+    assert!(record["retired_at"].as_str().unwrap().ends_with('Z'));
+    let transcript = std::fs::read(demo.root.join("ceremony/retire/transcript.jsonl")).unwrap();
+    assert_eq!(
+        std::fs::read(evidence.join("transcript.jsonl")).unwrap(),
+        transcript
+    );
+    assert_eq!(
+        record["transcript_sha256"],
+        hex::encode(Sha256::digest(&transcript))
+    );
+    let text = String::from_utf8(transcript).unwrap();
+    assert_eq!(text.matches("\"fleet key destroyed\"").count(), 3);
+    assert_eq!(text.matches("\"fleet key absence checked\"").count(), 3);
+    assert!(
+        std::fs::read_to_string(evidence.join("retirement.md"))
+            .unwrap()
+            .contains("| dublin-1 |")
+    );
+
+    // A second run is rejected, because the transcript exists.
+    let mut again = demo.cli();
+    again.arg("run").arg(&runbook).arg("--yes");
+    with_shares(&mut again, &two_shares());
+    let output = again.assert().failure().get_output().stderr.clone();
+    assert!(String::from_utf8_lossy(&output).contains("ran or started before"));
+}
+
+#[test]
+fn retire_with_one_share_changes_nothing() {
+    let demo = Demo::run();
+    let pins = demo.user_pins(&two_shares());
+    let runbook = demo.write("retire.yaml", &retire_runbook());
+
+    let mut run = demo.cli();
+    run.arg("run").arg(&runbook).arg("--yes");
+    with_shares(&mut run, &[share("shares", "alice")]);
+    let output = run.assert().failure().get_output().stderr.clone();
+    let stderr = String::from_utf8_lossy(&output);
+    assert!(stderr.contains("threshold is 2"), "{stderr}");
+
+    assert!(!demo.root.join("ceremony/retire").exists());
+    assert!(!demo.root.join("evidence/demo-fleet-retirement").exists());
+    for (member, token, pin) in &pins {
+        assert!(
+            demo.list_objects(token, pin).contains(FLEET_KEY),
+            "{member} lost its key"
+        );
+    }
+}
+
+#[test]
+fn rotate_then_new_shares_log_in() {
+    let demo = Demo::run();
+    let runbook = demo.write(
+        "rotate.yaml",
+        &format!(
+            "{HEADER}kind: rotate-custodians\n{}outputs:\n  work_dir: ceremony/rotate\n  shares_dir: shares-rotated\n",
+            custodians_yaml(3)
+        ),
+    );
+    demo.cli().arg("check").arg(&runbook).assert().success();
+
+    let mut run = demo.cli();
+    run.arg("run").arg(&runbook).arg("--yes");
+    with_shares(&mut run, &two_shares());
+    run.assert().success();
+
+    let new_shares: Vec<_> = ["alice", "bob", "carol"]
+        .iter()
+        .map(|name| share("shares-rotated", name))
+        .collect();
+    let mut combine = demo.cli();
+    combine.args(["shares", "combine", "--check-login"]);
+    with_shares(&mut combine, &new_shares);
+    combine.assert().success();
+
+    // The new threshold is 3, so two new shares do not recover the PINs.
+    let mut too_few = demo.cli();
+    too_few.args(["shares", "combine"]);
+    with_shares(&mut too_few, &new_shares[..2]);
+    too_few.assert().failure();
+
+    let transcript =
+        std::fs::read_to_string(demo.root.join("ceremony/rotate/transcript.jsonl")).unwrap();
+    assert_eq!(transcript.matches("\"share written\"").count(), 3);
+}
+
+#[test]
+fn add_member_check_names_locked_key() {
+    let demo = Demo::run();
+    let runbook = demo.write("add.yaml", &add_member_runbook(FLEET_KEY));
+
+    for command in ["check", "run"] {
+        let mut cli = demo.cli();
+        cli.arg(command).arg(&runbook);
+        if command == "run" {
+            cli.arg("--yes");
+        }
+        with_shares(&mut cli, &two_shares());
+        let output = cli.assert().failure().get_output().stderr.clone();
+        let stderr = String::from_utf8_lossy(&output);
+        assert!(
+            stderr.contains("CKA_EXTRACTABLE false"),
+            "{command}: {stderr}"
+        );
+        assert!(
+            stderr.contains("nothing was changed"),
+            "{command}: {stderr}"
+        );
+    }
+    assert!(!demo.token_labels().contains("demo-oslo-1"));
+    assert!(!demo.root.join("shares-oslo").exists());
+    assert!(!demo.root.join("ceremony/add-oslo-1").exists());
+}
+
+#[test]
+fn add_member_copies_wrappable_key() {
+    let demo = Demo::run();
+    let pins = demo.user_pins(&two_shares());
+    let (_, token, pin) = &pins[0];
+    // An extractable key that a deployment would have locked, made by an independent tool.
+    let status = StdCommand::new(PKCS11_TOOL)
+        .env("SOFTHSM2_CONF", demo.conf())
+        .args([
+            "--module",
+            SOFTHSM_MODULE,
+            "--token-label",
+            token,
+            "--login",
+            "--pin",
+            pin,
+        ])
+        .args([
+            "--keypairgen",
+            "--key-type",
+            "EC:prime256v1",
+            "--label",
+            "wrappable-key",
+        ])
+        .args([
+            "--id",
+            "0102",
+            "--usage-sign",
+            "--sensitive",
+            "--extractable",
+            "--private",
+        ])
+        .output()
+        .unwrap();
+    assert!(status.status.success(), "{status:?}");
+
+    let runbook = demo.write("add.yaml", &add_member_runbook("wrappable-key"));
+    let mut run = demo.cli();
+    run.arg("run").arg(&runbook).arg("--yes");
+    with_shares(&mut run, &two_shares());
+    run.assert().success();
+
+    let new_shares = vec![share("shares-oslo", "bob"), share("shares-oslo", "carol")];
+    let mut combine = demo.cli();
+    combine.args(["shares", "combine", "--check-login"]);
+    with_shares(&mut combine, &new_shares);
+    combine.assert().success();
+
+    let new_pins = demo.user_pins(&new_shares);
+    assert_eq!(new_pins.len(), 4);
+    let (member, new_token, new_pin) = &new_pins[3];
+    assert_eq!(member, "oslo-1");
+    let listing = demo.list_objects(new_token, new_pin);
+    assert_eq!(listing.matches("wrappable-key").count(), 2, "{listing}");
+    let transcript =
+        std::fs::read_to_string(demo.root.join("ceremony/add-oslo-1/transcript.jsonl")).unwrap();
+    assert!(transcript.contains("\"fleet key replicated\""));
+}
