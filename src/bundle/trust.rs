@@ -72,6 +72,16 @@ pub enum TrustError {
         /// Fingerprint of the shared key.
         fingerprint: String,
     },
+    /// The `log` section is invalid.
+    #[error("trust file {source_name}: log.{field}: {reason}")]
+    Log {
+        /// The file.
+        source_name: String,
+        /// The field inside `log`.
+        field: &'static str,
+        /// Why it was rejected.
+        reason: String,
+    },
 }
 
 /// The pinned keys of the two parties who sign a bundle.
@@ -81,6 +91,9 @@ pub struct Trust {
     pub auditor: TrustedKey,
     /// The operator, who counter-signs the auditor's signature.
     pub operator: TrustedKey,
+    /// The auditor's log and its witnesses; when present, bundles must carry a checkpoint
+    /// and an inclusion proof.
+    pub log: Option<super::log_trust::LogTrust>,
 }
 
 /// One party's name and pinned Ed25519 public key.
@@ -119,6 +132,8 @@ struct TrustFile {
     version: u32,
     auditor: PartyFile,
     operator: PartyFile,
+    #[serde(default)]
+    log: Option<super::log_trust::LogFile>,
 }
 
 /// One party in the trust file as written.
@@ -161,7 +176,15 @@ impl Trust {
                 fingerprint: auditor.fingerprint,
             });
         }
-        Ok(Trust { auditor, operator })
+        let log = file
+            .log
+            .map(|log| super::log_trust::LogTrust::from_file(log, source_name))
+            .transpose()?;
+        Ok(Trust {
+            auditor,
+            operator,
+            log,
+        })
     }
 }
 

@@ -10,6 +10,8 @@ use super::document::{FleetKeyDocument, document_digest};
 use super::files::Bundle;
 use super::statement::Statement;
 use super::trust::Trust;
+pub use super::verify_log::VerifyOptions;
+use super::verify_log::run_log_checks;
 
 /// File name of the bundle inside a bundle directory.
 pub const BUNDLE_FILE_NAME: &str = "bundle.json";
@@ -101,9 +103,15 @@ impl fmt::Display for Report {
 /// A missing or unreadable file fails the bundle format check. See
 /// [`verify_bundle_bytes`] for the checks.
 ///
-/// NOTE: this does not check HSM attestation of the fleet keys, nor inclusion of the
-/// statement in any audit or transparency log.
+/// NOTE: this does not check HSM attestation of the fleet keys. It runs the audit log
+/// checks only when `trust` pins a log (see [`verify_bundle_bytes_with`]).
 pub fn verify_path(path: &Path, trust: &Trust) -> Report {
+    verify_path_with(path, trust, &VerifyOptions::default())
+}
+
+/// Verifies the bundle at `path` like [`verify_path`], with an earlier checkpoint or a
+/// log directory from `options`.
+pub fn verify_path_with(path: &Path, trust: &Trust, options: &VerifyOptions) -> Report {
     let file = if path.is_dir() {
         path.join(BUNDLE_FILE_NAME)
     } else {
@@ -111,7 +119,7 @@ pub fn verify_path(path: &Path, trust: &Trust) -> Report {
     };
 
     match std::fs::read(&file) {
-        Ok(bytes) => verify_bundle_bytes(&bytes, trust),
+        Ok(bytes) => verify_bundle_bytes_with(&bytes, trust, options),
         Err(error) => {
             let mut report = pinned_keys_report(trust);
             report.fail(
@@ -138,13 +146,26 @@ pub fn verify_path(path: &Path, trust: &Trust) -> Report {
 ///
 /// The report stops at the first failed check.
 ///
-/// NOTE: this does not check HSM attestation of the fleet keys, nor that the statement is
-/// included in any transparency or audit log. It does not compare the statement timestamp
+/// NOTE: this does not check HSM attestation of the fleet keys. It runs the audit log
+/// checks only when `trust` pins a log (see [`verify_bundle_bytes_with`]). It does not compare the statement timestamp
 /// with any clock, nor the document's transcript and runbook digests with those files.
 pub fn verify_bundle_bytes(bytes: &[u8], trust: &Trust) -> Report {
+    verify_bundle_bytes_with(bytes, trust, &VerifyOptions::default())
+}
+
+/// Verifies bundle bytes like [`verify_bundle_bytes`], then runs the audit log checks
+/// when the trust file pins a log:
+/// 9. checkpoint signature: the bundle has a checkpoint signed by the pinned log key,
+///    with the pinned origin;
+/// 10. inclusion proof: the bundle's log entry is in the checkpoint's tree;
+/// 11. witness cosignatures: at least the quorum of pinned witnesses cosigned it;
+/// 12. log consistency, with `options.since` only: the checkpoint extends the earlier one.
+pub fn verify_bundle_bytes_with(bytes: &[u8], trust: &Trust, options: &VerifyOptions) -> Report {
     let mut report = pinned_keys_report(trust);
     // The checks stop at the first failure, so the last check in the report is the failed one.
-    let _ = run_checks(bytes, trust, &mut report);
+    if let Some(bundle) = run_checks(bytes, trust, &mut report) {
+        let _ = run_log_checks(&bundle, trust, options, &mut report);
+    }
     report
 }
 
@@ -157,7 +178,7 @@ fn pinned_keys_report(trust: &Trust) -> Report {
     report
 }
 
-fn run_checks(bytes: &[u8], trust: &Trust, report: &mut Report) -> Option<()> {
+fn run_checks(bytes: &[u8], trust: &Trust, report: &mut Report) -> Option<Bundle> {
     let (bundle, document_bytes, statement) =
         record(report, CHECK_BUNDLE_FORMAT, parse_bundle(bytes))?;
     record(
@@ -193,15 +214,16 @@ fn run_checks(bytes: &[u8], trust: &Trust, report: &mut Report) -> Option<()> {
         report,
         CHECK_OPERATOR_COUNTERSIGNATURE,
         check_countersignature(&bundle, &auditor_signature, trust),
-    )
+    )?;
+    Some(bundle)
 }
 
 /// The outcome of one check: a value for later checks and a detail line, or the reason
 /// it failed.
-type Outcome<T> = Result<(T, String), String>;
+pub(super) type Outcome<T> = Result<(T, String), String>;
 
 /// Records `outcome` as check `name`; returns the value when it passed.
-fn record<T>(report: &mut Report, name: &'static str, outcome: Outcome<T>) -> Option<T> {
+pub(super) fn record<T>(report: &mut Report, name: &'static str, outcome: Outcome<T>) -> Option<T> {
     match outcome {
         Ok((value, detail)) => {
             report.pass(name, detail);

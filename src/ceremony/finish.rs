@@ -7,12 +7,12 @@ use serde_json::json;
 
 use super::evidence_data::{self, Published};
 use super::{
-    ACTION_EVIDENCE_WRITTEN, AUDITOR_SIGNATURE_FILE, BUNDLE_FILE, CeremonyError,
+    ACTION_EVIDENCE_WRITTEN, AUDITOR_SIGNATURE_FILE, BUNDLE_FILE, CeremonyError, LOG_PROOF_FILE,
     OPERATOR_SIGNATURE_FILE,
 };
 use crate::bundle::{
-    self, AuditorSignature, Bundle, FleetKeyDocument, OperatorSignature, SigningRequest, Trust,
-    TrustedKey,
+    self, AuditorSignature, Bundle, FleetKeyDocument, LogProof, OperatorSignature, SigningRequest,
+    Trust, TrustedKey,
 };
 use crate::evidence;
 use crate::fsutil::write_new;
@@ -70,7 +70,15 @@ pub fn finish(runbook: &Runbook) -> Result<Outcome, CeremonyError> {
     let operator = OperatorSignature::from_json_bytes(&read(&operator_path)?)
         .map_err(|error| invalid(&operator_path, error))?;
 
-    let bundle = Bundle::assemble(&document_bytes, &auditor, &operator);
+    let mut bundle = Bundle::assemble(&document_bytes, &auditor, &operator);
+    // The auditor returns the log's checkpoint and inclusion proof when it logged the
+    // statement; older flows have no such file.
+    let log_proof_path = work.join(LOG_PROOF_FILE);
+    if log_proof_path.exists() {
+        let proof = LogProof::from_json_bytes(&read(&log_proof_path)?)
+            .map_err(|error| invalid(&log_proof_path, error))?;
+        bundle.attach_log_proof(&proof);
+    }
     let bundle_bytes = bundle.to_json_bytes();
     let trust = trust_from_runbook(runbook);
     let report = bundle::verify_bundle_bytes(&bundle_bytes, &trust);
@@ -155,6 +163,7 @@ fn trust_from_runbook(runbook: &Runbook) -> Trust {
     Trust {
         auditor: TrustedKey::new(runbook.auditor.name.clone(), runbook.auditor.public_key),
         operator: TrustedKey::new(runbook.operator.name.clone(), runbook.operator.public_key),
+        log: None,
     }
 }
 

@@ -3,8 +3,10 @@
 
 mod abandon;
 mod bundle;
+mod bundle_diff;
 mod check;
 mod demo;
+mod log;
 mod operator;
 mod pin;
 mod quorum;
@@ -54,6 +56,9 @@ enum Command {
     Bundle(bundle::Command),
     /// Verify a bundle or an evidence folder against pinned keys.
     Verify(verify::Args),
+    /// The auditor's transparency log and witness cosigning.
+    #[command(subcommand)]
+    Log(log::Command),
     /// Check and combine custodian shares.
     #[command(subcommand)]
     Shares(shares::Command),
@@ -74,6 +79,7 @@ pub fn main() -> ExitCode {
         Command::Abandon(args) => abandon::run(&args),
         Command::Bundle(command) => bundle::run(command),
         Command::Verify(args) => verify::run(&args),
+        Command::Log(command) => log::run(command),
         Command::Shares(command) => shares::run(command),
         Command::Operator(command) => operator::run(command),
         Command::Demo(args) => demo::run(&args),
