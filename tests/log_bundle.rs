@@ -128,7 +128,11 @@ fn tampered_checkpoint_fails_signature_check() {
     for case in cases {
         let mut tampered = bundle.clone();
         tampered.checkpoint = Some(case.clone());
-        let report = verify(&tampered, &trust(&parties, &[], 0), &VerifyOptions::default());
+        let report = verify(
+            &tampered,
+            &trust(&parties, &[], 0),
+            &VerifyOptions::default(),
+        );
         assert!(!report.passed(), "{case:?}");
         assert_eq!(failed(&report), CHECK_CHECKPOINT_SIGNATURE, "{case:?}");
     }
@@ -159,7 +163,11 @@ fn tampered_proof_fails_inclusion_check() {
     for (number, edit) in edits.iter().enumerate() {
         let mut tampered = bundle.clone();
         edit(&mut tampered);
-        let report = verify(&tampered, &trust(&parties, &[], 0), &VerifyOptions::default());
+        let report = verify(
+            &tampered,
+            &trust(&parties, &[], 0),
+            &VerifyOptions::default(),
+        );
         assert_eq!(failed(&report), CHECK_INCLUSION_PROOF, "edit {number}");
     }
 }
@@ -187,7 +195,11 @@ fn witness_quorum_and_tampered_cosignature() {
     let text = bundle.checkpoint.clone().unwrap();
     let position = text.trim_end().len() - 5;
     let mut tampered = bundle.clone();
-    let flipped = if &text[position..=position] == "A" { "B" } else { "A" };
+    let flipped = if &text[position..=position] == "A" {
+        "B"
+    } else {
+        "A"
+    };
     let mut changed = text.clone();
     changed.replace_range(position..=position, flipped);
     tampered.checkpoint = Some(changed);
@@ -301,7 +313,10 @@ fn append_enforces_epoch_and_digest_rules() {
     );
     let error = append_statement(&mut log, &first, &key).unwrap_err();
     assert!(
-        matches!(error, AppendError::Entry(EntryError::DuplicateDigest { index: 0, .. })),
+        matches!(
+            error,
+            AppendError::Entry(EntryError::DuplicateDigest { index: 0, .. })
+        ),
         "{error}"
     );
     let error = append_statement(&mut log, &auditor(3), &key).unwrap_err();
@@ -314,6 +329,7 @@ fn append_enforces_epoch_and_digest_rules() {
     assert_eq!(log.size(), 2);
 
     let other = Parties::random();
-    let error = append_statement(&mut log, &auditor(6), &other.auditor.verifying_key()).unwrap_err();
+    let error =
+        append_statement(&mut log, &auditor(6), &other.auditor.verifying_key()).unwrap_err();
     assert!(matches!(error, AppendError::BadSignature { .. }), "{error}");
 }
