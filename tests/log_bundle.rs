@@ -138,6 +138,9 @@ fn tampered_checkpoint_fails_signature_check() {
     }
 }
 
+/// A change made to a copy of a bundle.
+type BundleEdit = dyn Fn(&mut Bundle);
+
 #[test]
 fn tampered_proof_fails_inclusion_check() {
     let temp = tempfile::tempdir().unwrap();
@@ -146,7 +149,7 @@ fn tampered_proof_fails_inclusion_check() {
     let proof = bundle.inclusion_proof.clone().unwrap();
     assert!(!proof.hashes.is_empty());
 
-    let mut edits: Vec<Box<dyn Fn(&mut Bundle)>> = Vec::new();
+    let mut edits: Vec<Box<BundleEdit>> = Vec::new();
     edits.push(Box::new(|b| {
         let hash = &mut b.inclusion_proof.as_mut().unwrap().hashes[0];
         let replacement = if hash.starts_with('A') { "B" } else { "A" };
