@@ -193,6 +193,9 @@ impl LogEntry {
         if entry.encode() != bytes {
             return Err(malformed("not in canonical form"));
         }
+        entry
+            .check_text_fields()
+            .map_err(|error| EntryError::Malformed(error.to_string()))?;
         Ok(entry)
     }
 
@@ -303,7 +306,7 @@ mod tests {
             good.trim_end().to_owned(),
             format!("{good}\n"),
             good.replace("ciphersuite 1", "ciphersuite 70000"),
-            good.replace("namespace ", "namespace  "),
+            good.replace(&"ab".repeat(32), &"AB".repeat(32)),
             good.replace("fleet-ceremony log entry v1", "fleet-ceremony log entry v2"),
         ];
         for case in cases {
