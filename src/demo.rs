@@ -86,6 +86,9 @@ impl Layout {
     }
 }
 
+/// Origin of the demo auditor's log, also the name of its note key.
+const DEMO_LOG_ORIGIN: &str = "demo.fleet-ceremony.example/auditor-log";
+
 /// Runs the whole demo in `root` and returns the evidence folder.
 pub fn run(root: &Path) -> Result<PathBuf, DemoError> {
     if root.exists()
@@ -134,6 +137,23 @@ pub fn run(root: &Path) -> Result<PathBuf, DemoError> {
         ],
         Some(&operator_stdin),
     )?;
+    step(
+        &layout,
+        "create the auditor's log",
+        &layout.fleet_conf(),
+        &[
+            "log",
+            "init",
+            &display(&layout.path("auditor/log")),
+            "--origin",
+            DEMO_LOG_ORIGIN,
+            "--key-out",
+            &display(&layout.path("auditor/log-key")),
+            "--verifier-out",
+            &display(&layout.path("keys-public/log-key.pub")),
+        ],
+        None,
+    )?;
     write_trust(&layout, &auditor, &operator_public)?;
 
     let runbook = display(&layout.runbook());
@@ -169,6 +189,10 @@ pub fn run(root: &Path) -> Result<PathBuf, DemoError> {
             &display(&layout.path("auditor/auditor-key.pem")),
             "--out",
             &display(&work.join("auditor-signature.json")),
+            "--log",
+            &display(&layout.path("auditor/log")),
+            "--log-key",
+            &display(&layout.path("auditor/log-key")),
         ],
         None,
     )?;
@@ -291,10 +315,16 @@ fn write_trust(
             what: format!("cannot read {}", operator_public.display()),
             source,
         })?;
+    let log_key_path = layout.path("keys-public/log-key.pub");
+    let log_key = std::fs::read_to_string(&log_key_path).map_err(|source| DemoError::Io {
+        what: format!("cannot read {}", log_key_path.display()),
+        source,
+    })?;
     let text = format!(
-        "# Pinned keys for verifying bundles of the demo fleet. Unattested (SoftHSM) keys are\n# not allowed here; pass --allow-unattested to accept them knowingly.\nversion: 1\nauditor:\n  name: Demo Auditor\n  public_key: |\n{}operator:\n  name: Demo Operator\n  public_key: |\n{}",
+        "# Pinned keys for verifying bundles of the demo fleet. Unattested (SoftHSM) keys are\n# not allowed here; pass --allow-unattested to accept them knowingly.\nversion: 1\nauditor:\n  name: Example Audit Ltd\n  public_key: |\n{}operator:\n  name: Example Backup Service\n  public_key: |\n{}log:\n  origin: {DEMO_LOG_ORIGIN}\n  verifier_key: {}\n",
         indent(&bundle::ed25519_spki_pem(auditor)),
-        indent(&operator_pem)
+        indent(&operator_pem),
+        log_key.trim_end()
     );
     write_new(&layout.trust(), text.as_bytes(), false)?;
     Ok(())

@@ -753,3 +753,149 @@ fn run_rejects_finished_ceremony() {
     );
     assert_eq!(std::fs::read(&transcript).unwrap(), before);
 }
+
+/// Builds the Go program in `tests/go/<name>` offline against the Debian Go packages.
+fn build_go(name: &str, temp: &Path) -> PathBuf {
+    const GOPATH: &str = "/usr/share/gocode";
+    let source = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/go")
+        .join(name);
+    let binary = temp.join(name);
+    let output = std::process::Command::new("go")
+        .args(["build", "-o"])
+        .arg(&binary)
+        .arg(".")
+        .current_dir(&source)
+        .env("GO111MODULE", "off")
+        .env("GOPATH", GOPATH)
+        .env("GOCACHE", temp.join("gocache"))
+        .env_remove("GOFLAGS")
+        .env("GOPROXY", "off")
+        .output()
+        .expect("go runs; install the Debian packages golang-go and golang-golang-x-mod-dev");
+    assert!(
+        output.status.success(),
+        "go build failed:\n{}",
+        stderr_text(&output)
+    );
+    binary
+}
+
+#[test]
+fn go_sumdb_accepts_demo_bundle_proof() {
+    let demo = demo();
+    let temp = tempfile::tempdir().unwrap();
+    let binary = build_go("bundlecheck", temp.path());
+    let bundle = demo.evidence().join("bundle.json");
+    let key = demo.path("keys-public/log-key.pub");
+
+    let output = std::process::Command::new(&binary)
+        .arg(&bundle)
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr_text(&output));
+    assert!(stdout_text(&output).starts_with("ok: entry 0 of 1"));
+
+    // The same program rejects a bundle whose auditor fields changed after logging.
+    let text = std::fs::read_to_string(&bundle).unwrap();
+    let changed = text.replacen("\"epoch\": 1", "\"epoch\": 2", 1);
+    assert_ne!(changed, text);
+    let changed_path = temp.path().join("changed.json");
+    std::fs::write(&changed_path, changed).unwrap();
+    let output = std::process::Command::new(&binary)
+        .arg(&changed_path)
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(stderr_text(&output).contains("tlog.CheckRecord"));
+}
+
+/// Runs `verify --json` on a copy of the demo bundle changed by `edit` and returns the
+/// exit code and the name of the failed check.
+fn verify_changed_bundle(demo: &Demo, edit: impl Fn(String) -> String) -> (Option<i32>, String) {
+    let copy = tempfile::tempdir().unwrap();
+    let path = copy.path().join("bundle.json");
+    let text = std::fs::read_to_string(demo.evidence().join("bundle.json")).unwrap();
+    let changed = edit(text.clone());
+    assert_ne!(changed, text, "the edit changed nothing");
+    std::fs::write(&path, changed).unwrap();
+    let trust = demo.trust().display().to_string();
+    let output = demo.fleet_ceremony(&[
+        "verify",
+        &path.display().to_string(),
+        "--trust",
+        &trust,
+        "--json",
+    ]);
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let failed = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|check| check["passed"] == false)
+        .map(|check| check["name"].as_str().unwrap().to_owned())
+        .unwrap_or_default();
+    (output.status.code(), failed)
+}
+
+#[test]
+fn verify_names_failed_log_check() {
+    let demo = demo();
+    let (code, failed) = verify_changed_bundle(demo, |text| {
+        text.replacen("auditor-log\\n1\\n", "auditor-log\\n2\\n", 1)
+    });
+    assert_eq!((code, failed.as_str()), (Some(3), "checkpoint signature"));
+
+    let (code, failed) = verify_changed_bundle(demo, |text| {
+        text.replacen("\"tree_size\": 1", "\"tree_size\": 2", 1)
+    });
+    assert_eq!((code, failed.as_str()), (Some(3), "inclusion proof"));
+
+    // Without its checkpoint and proof the bundle fails, because the trust file pins a log.
+    let (code, failed) = verify_changed_bundle(demo, |text| {
+        let mut bundle: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let object = bundle.as_object_mut().unwrap();
+        object.remove("checkpoint");
+        object.remove("inclusion_proof");
+        serde_json::to_string_pretty(&bundle).unwrap()
+    });
+    assert_eq!((code, failed.as_str()), (Some(3), "checkpoint signature"));
+}
+
+#[test]
+fn log_append_rejects_logged_statement() {
+    let demo = demo();
+    let copy = tempfile::tempdir().unwrap();
+    copy_dir(&demo.path("auditor/log"), copy.path());
+    let dir = copy.path().display().to_string();
+    let key = demo.path("auditor/log-key").display().to_string();
+    let auditor_key = demo.path("keys-public/auditor.pem").display().to_string();
+    let signature = demo
+        .path("ceremony/demo-fleet/auditor-signature.json")
+        .display()
+        .to_string();
+
+    let output = demo.fleet_ceremony(&[
+        "log",
+        "append",
+        &dir,
+        &signature,
+        "--key",
+        &key,
+        "--auditor-key",
+        &auditor_key,
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr_text(&output).contains("is already logged at index 0"),
+        "{}",
+        stderr_text(&output)
+    );
+
+    let output = demo.fleet_ceremony(&["log", "prove", &dir, "--index", "0"]);
+    assert!(output.status.success(), "{}", stderr_text(&output));
+    let proof: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(proof["inclusion_proof"]["tree_size"], 1);
+}

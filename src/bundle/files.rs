@@ -169,6 +169,13 @@ pub struct Bundle {
     pub auditor: AuditorSignature,
     /// The operator's counter-signature.
     pub operator: OperatorSignature,
+    /// The auditor log's checkpoint (signed note text) that the inclusion proof leads to.
+    /// Absent in bundles of statements that were not logged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<String>,
+    /// The inclusion proof of this bundle's log entry in the checkpoint's tree.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inclusion_proof: Option<super::log_proof::InclusionProof>,
 }
 
 impl SigningRequest {
@@ -329,6 +336,8 @@ impl Bundle {
             document: BASE64.encode(document_bytes),
             auditor: auditor.clone(),
             operator: operator.clone(),
+            checkpoint: None,
+            inclusion_proof: None,
         }
     }
 

@@ -72,6 +72,16 @@ pub enum TrustError {
         /// Fingerprint of the shared key.
         fingerprint: String,
     },
+    /// The `log` section is invalid.
+    #[error("trust file {source_name}: log.{field}: {reason}")]
+    Log {
+        /// The file.
+        source_name: String,
+        /// The field inside `log`.
+        field: &'static str,
+        /// Why it was rejected.
+        reason: String,
+    },
 }
 
 /// The pinned keys of the two parties who sign a bundle.
@@ -85,6 +95,9 @@ pub struct Trust {
     /// an HSM whose attestation proves less than every rule) is accepted. False unless the
     /// trust file sets `allow_unattested: true`.
     pub allow_unattested: bool,
+    /// The auditor's log and its witnesses; when present, bundles must carry a checkpoint
+    /// and an inclusion proof.
+    pub log: Option<super::log_trust::LogTrust>,
 }
 
 /// One party's name and pinned Ed25519 public key.
@@ -125,6 +138,7 @@ struct TrustFile {
     operator: PartyFile,
     #[serde(default)]
     allow_unattested: bool,
+    log: Option<super::log_trust::LogFile>,
 }
 
 /// One party in the trust file as written.
@@ -167,9 +181,14 @@ impl Trust {
                 fingerprint: auditor.fingerprint,
             });
         }
+        let log = file
+            .log
+            .map(|log| super::log_trust::LogTrust::from_file(log, source_name))
+            .transpose()?;
         Ok(Trust {
             auditor,
             operator,
+            log,
             allow_unattested: file.allow_unattested,
         })
     }

@@ -11,6 +11,8 @@ use super::document::{FleetKeyDocument, document_digest};
 use super::files::Bundle;
 use super::statement::Statement;
 use super::trust::Trust;
+pub use super::verify_log::VerifyOptions;
+use super::verify_log::run_log_checks;
 
 /// File name of the bundle inside a bundle directory.
 pub const BUNDLE_FILE_NAME: &str = "bundle.json";
@@ -106,8 +108,15 @@ impl fmt::Display for Report {
 /// [`verify_bundle_bytes`] for the checks. When `path` is an evidence folder, the
 /// attestation files published in its `attestation/<member>/` folders are verified again.
 ///
-/// NOTE: this does not check inclusion of the statement in any audit or transparency log.
+/// It runs the audit log checks only when `trust` pins a log (see
+/// [`verify_bundle_bytes_with`]).
 pub fn verify_path(path: &Path, trust: &Trust) -> Report {
+    verify_path_with(path, trust, &VerifyOptions::default())
+}
+
+/// Verifies the bundle at `path` like [`verify_path`], with an earlier checkpoint or a
+/// log directory from `options`.
+pub fn verify_path_with(path: &Path, trust: &Trust, options: &VerifyOptions) -> Report {
     let file = if path.is_dir() {
         path.join(BUNDLE_FILE_NAME)
     } else {
@@ -117,7 +126,7 @@ pub fn verify_path(path: &Path, trust: &Trust) -> Report {
     // Attestation files are published only inside an evidence folder.
     let evidence_dir = path.is_dir().then_some(path);
     match std::fs::read(&file) {
-        Ok(bytes) => verify_bytes(&bytes, trust, evidence_dir),
+        Ok(bytes) => verify_bytes(&bytes, trust, options, evidence_dir),
         Err(error) => {
             let mut report = pinned_keys_report(trust);
             report.fail(
@@ -147,17 +156,46 @@ pub fn verify_path(path: &Path, trust: &Trust) -> Report {
 ///
 /// The report stops at the first failed check.
 ///
-/// NOTE: this does not check that the statement is included in any transparency or
-/// audit log. It does not compare the statement timestamp
-/// with any clock, nor the document's transcript and runbook digests with those files.
+/// It runs the audit log checks only when `trust` pins a log (see
+/// [`verify_bundle_bytes_with`]). It does not compare the statement timestamp with any
+/// clock, nor the document's transcript and runbook digests with those files.
 pub fn verify_bundle_bytes(bytes: &[u8], trust: &Trust) -> Report {
-    verify_bytes(bytes, trust, None)
+    verify_bytes(bytes, trust, &VerifyOptions::default(), None)
 }
 
-fn verify_bytes(bytes: &[u8], trust: &Trust, evidence_dir: Option<&Path>) -> Report {
+/// Verifies bundle bytes like [`verify_bundle_bytes`], then runs the audit log checks
+/// when the trust file pins a log:
+/// 9. checkpoint signature: the bundle has a checkpoint signed by the pinned log key,
+///    with the pinned origin;
+/// 10. inclusion proof: the bundle's log entry is in the checkpoint's tree;
+/// 11. witness cosignatures: at least the quorum of pinned witnesses cosigned it;
+/// 12. log consistency, with `options.since` only: the checkpoint extends the earlier one.
+///
+/// The hardware attestation check comes last, so a verifier that accepts unattested keys
+/// by policy still sees every other check.
+pub fn verify_bundle_bytes_with(bytes: &[u8], trust: &Trust, options: &VerifyOptions) -> Report {
+    verify_bytes(bytes, trust, options, None)
+}
+
+fn verify_bytes(
+    bytes: &[u8],
+    trust: &Trust,
+    options: &VerifyOptions,
+    evidence_dir: Option<&Path>,
+) -> Report {
     let mut report = pinned_keys_report(trust);
     // The checks stop at the first failure, so the last check in the report is the failed one.
-    let _ = run_checks(bytes, trust, evidence_dir, &mut report);
+    let Some((bundle, document_bytes)) = run_checks(bytes, trust, &mut report) else {
+        return report;
+    };
+    if run_log_checks(&bundle, trust, options, &mut report).is_none() {
+        return report;
+    }
+    let _ = record(
+        &mut report,
+        CHECK_HARDWARE_ATTESTATION,
+        check_hardware_attestation(&document_bytes, trust, evidence_dir),
+    );
     report
 }
 
@@ -170,12 +208,7 @@ fn pinned_keys_report(trust: &Trust) -> Report {
     report
 }
 
-fn run_checks(
-    bytes: &[u8],
-    trust: &Trust,
-    evidence_dir: Option<&Path>,
-    report: &mut Report,
-) -> Option<()> {
+fn run_checks(bytes: &[u8], trust: &Trust, report: &mut Report) -> Option<(Bundle, Vec<u8>)> {
     let (bundle, document_bytes, statement) =
         record(report, CHECK_BUNDLE_FORMAT, parse_bundle(bytes))?;
     record(
@@ -212,19 +245,15 @@ fn run_checks(
         CHECK_OPERATOR_COUNTERSIGNATURE,
         check_countersignature(&bundle, &auditor_signature, trust),
     )?;
-    record(
-        report,
-        CHECK_HARDWARE_ATTESTATION,
-        check_hardware_attestation(&document_bytes, trust, evidence_dir),
-    )
+    Some((bundle, document_bytes))
 }
 
 /// The outcome of one check: a value for later checks and a detail line, or the reason
 /// it failed.
-type Outcome<T> = Result<(T, String), String>;
+pub(super) type Outcome<T> = Result<(T, String), String>;
 
 /// Records `outcome` as check `name`; returns the value when it passed.
-fn record<T>(report: &mut Report, name: &'static str, outcome: Outcome<T>) -> Option<T> {
+pub(super) fn record<T>(report: &mut Report, name: &'static str, outcome: Outcome<T>) -> Option<T> {
     match outcome {
         Ok((value, detail)) => {
             report.pass(name, detail);

@@ -7,11 +7,11 @@ use serde_json::json;
 
 use super::render::{EvidenceInputs, render_evidence, write_evidence};
 use super::{
-    ACTION_EVIDENCE_WRITTEN, AUDITOR_SIGNATURE_FILE, BUNDLE_FILE, CeremonyError,
+    ACTION_EVIDENCE_WRITTEN, AUDITOR_SIGNATURE_FILE, BUNDLE_FILE, CeremonyError, LOG_PROOF_FILE,
     OPERATOR_SIGNATURE_FILE,
 };
 use crate::bundle::{
-    self, AuditorSignature, Bundle, OperatorSignature, SigningRequest, Trust, TrustedKey,
+    self, AuditorSignature, Bundle, LogProof, OperatorSignature, SigningRequest, Trust, TrustedKey,
 };
 use crate::evidence::Templates;
 use crate::runbook::Runbook;
@@ -68,7 +68,15 @@ pub fn finish(runbook: &Runbook) -> Result<Outcome, CeremonyError> {
     let operator = OperatorSignature::from_json_bytes(&read(&operator_path)?)
         .map_err(|error| invalid(&operator_path, error))?;
 
-    let bundle = Bundle::assemble(&document_bytes, &auditor, &operator);
+    let mut bundle = Bundle::assemble(&document_bytes, &auditor, &operator);
+    // The auditor returns the log's checkpoint and inclusion proof when it logged the
+    // statement; older flows have no such file.
+    let log_proof_path = work.join(LOG_PROOF_FILE);
+    if log_proof_path.exists() {
+        let proof = LogProof::from_json_bytes(&read(&log_proof_path)?)
+            .map_err(|error| invalid(&log_proof_path, error))?;
+        bundle.attach_log_proof(&proof);
+    }
     let bundle_bytes = bundle.to_json_bytes();
     let trust = trust_from_runbook(runbook);
     let report = bundle::verify_bundle_bytes(&bundle_bytes, &trust);
@@ -130,6 +138,7 @@ pub(super) fn trust_from_runbook(runbook: &Runbook) -> Trust {
         auditor: TrustedKey::new(runbook.auditor.name.clone(), runbook.auditor.public_key),
         operator: TrustedKey::new(runbook.operator.name.clone(), runbook.operator.public_key),
         allow_unattested: false,
+        log: None,
     }
 }
 

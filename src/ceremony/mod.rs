@@ -31,6 +31,10 @@ pub const OPERATOR_SIGNATURE_FILE: &str = "operator-signature.json";
 /// File name of the bundle in the evidence folder.
 pub const BUNDLE_FILE: &str = "bundle.json";
 
+/// File name of the auditor log's checkpoint and inclusion proof, returned by
+/// `bundle sign --log` beside the auditor signature.
+pub const LOG_PROOF_FILE: &str = "log-proof.json";
+
 /// Transcript action that ends a ceremony.
 pub const ACTION_EVIDENCE_WRITTEN: &str = progress::action::EVIDENCE_WRITTEN;
 

@@ -6,10 +6,11 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use chrono::Utc;
 
+use crate::bundle::LogProof;
 use crate::bundle::{
     self, AuditorSignature, Ciphersuite, FleetKeyDocument, OperatorSignature, SigningRequest,
 };
-use crate::ceremony::{AUDITOR_SIGNATURE_FILE, OPERATOR_SIGNATURE_FILE};
+use crate::ceremony::{AUDITOR_SIGNATURE_FILE, LOG_PROOF_FILE, OPERATOR_SIGNATURE_FILE};
 use crate::fsutil::write_new;
 use crate::hsm::{Library, Token, TokenSelector, sign};
 use crate::runbook::{self, Signer, TokenRef};
@@ -21,6 +22,8 @@ pub enum Command {
     Sign(SignArgs),
     /// Operator: counter-sign the auditor's signature with the runbook's operator key.
     Countersign(CountersignArgs),
+    /// Show the keys added, removed and changed from one epoch's bundle to the next.
+    Diff(super::bundle_diff::DiffArgs),
 }
 
 /// Arguments of `bundle sign`.
@@ -41,6 +44,13 @@ pub struct SignArgs {
     /// Encoding of the signed statement: protobuf (0x0001) or bincode (0x0002).
     #[arg(long, default_value = "protobuf", value_parser = ["protobuf", "bincode"])]
     pub ciphersuite: String,
+    /// Append the statement to the auditor's log in this directory, and write the
+    /// checkpoint and inclusion proof to log-proof.json beside the signature.
+    #[arg(long, requires = "log_key")]
+    pub log: Option<PathBuf>,
+    /// The log's note signer key (with --log).
+    #[arg(long, requires = "log")]
+    pub log_key: Option<PathBuf>,
 }
 
 /// Arguments of `bundle countersign`.
@@ -58,6 +68,7 @@ pub fn run(command: Command) -> anyhow::Result<u8> {
     match command {
         Command::Sign(args) => sign_request(&args),
         Command::Countersign(args) => countersign(&args),
+        Command::Diff(args) => super::bundle_diff::run(&args),
     }
 }
 
@@ -99,13 +110,55 @@ fn sign_request(args: &SignArgs) -> anyhow::Result<u8> {
         u64::try_from(Utc::now().timestamp_millis()).context("the system clock is before 1970")?;
     let signature =
         bundle::sign_request(&request, &document_bytes, &key, ciphersuite, timestamp_ms)?;
+    // Log before writing the signature, so a rejected append leaves no signature behind.
+    let log_proof = match (&args.log, &args.log_key) {
+        (Some(dir), Some(log_key)) => Some(log_statement(dir, log_key, &signature, &key)?),
+        _ => None,
+    };
     write_new(&args.out, &signature.to_json_bytes(), false)?;
     eprintln!(
         "auditor signature written; auditor key {}",
         signature.key_id
     );
+    if let Some(proof) = log_proof {
+        let path = args
+            .out
+            .parent()
+            .unwrap_or(std::path::Path::new("."))
+            .join(LOG_PROOF_FILE);
+        write_new(&path, &proof.to_json_bytes(), false)?;
+        eprintln!(
+            "logged at index {} of {}; checkpoint and proof written to {}",
+            proof.inclusion_proof.index,
+            proof.inclusion_proof.tree_size,
+            path.display()
+        );
+    }
     println!("{}", args.out.display());
     Ok(super::EXIT_OK)
+}
+
+/// Appends the auditor's statement to the log in `dir` and returns the checkpoint and
+/// inclusion proof.
+fn log_statement(
+    dir: &std::path::Path,
+    log_key: &std::path::Path,
+    signature: &AuditorSignature,
+    key: &ed25519_dalek::SigningKey,
+) -> anyhow::Result<LogProof> {
+    let text = zeroize::Zeroizing::new(
+        std::fs::read_to_string(log_key)
+            .with_context(|| format!("cannot read {}", log_key.display()))?,
+    );
+    let signer = crate::log::SignerKey::parse(text.trim_end())
+        .with_context(|| format!("{} is not a note signer key", log_key.display()))?;
+    let origin = signer.name().to_owned();
+    let mut log = crate::log::Log::open(dir, &origin, signer)?;
+    Ok(bundle::log_append::append_statement(
+        &mut log,
+        signature,
+        &key.verifying_key(),
+    )?)
 }
 
 fn countersign(args: &CountersignArgs) -> anyhow::Result<u8> {

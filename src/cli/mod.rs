@@ -5,9 +5,11 @@ mod abandon;
 mod action;
 mod attest;
 mod bundle;
+mod bundle_diff;
 mod check;
 mod demo;
 mod evidence;
+mod log;
 mod operator;
 mod pin;
 mod quorum;
@@ -61,6 +63,9 @@ enum Command {
     Bundle(bundle::Command),
     /// Verify a bundle or an evidence folder against pinned keys.
     Verify(verify::Args),
+    /// The auditor's transparency log and witness cosigning.
+    #[command(subcommand)]
+    Log(log::Command),
     /// Check and combine custodian shares.
     #[command(subcommand)]
     Shares(shares::Command),
@@ -88,6 +93,7 @@ pub fn main() -> ExitCode {
         Command::Attest(command) => attest::run(command),
         Command::Bundle(command) => bundle::run(command),
         Command::Verify(args) => verify::run(&args),
+        Command::Log(command) => log::run(command),
         Command::Shares(command) => shares::run(command),
         Command::Operator(command) => operator::run(command),
         Command::Transcript(command) => transcript::run(command),

@@ -2,14 +2,19 @@
 
 use std::path::PathBuf;
 
-use crate::bundle::{self, Trust};
+use anyhow::Context;
+
+use crate::bundle::{self, Trust, VerifyOptions};
 
 /// Arguments of `verify`.
 #[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Exit codes: 0 the bundle verified, 1 error (unreadable trust file or checkpoint), 2 usage error, 3 verification failed (the report names the failed check)."
+)]
 pub struct Args {
     /// Evidence folder holding bundle.json, or a bundle file.
     pub path: PathBuf,
-    /// Trust file with the pinned auditor and operator keys.
+    /// Trust file with the pinned auditor and operator keys, and optionally the log.
     #[arg(long)]
     pub trust: PathBuf,
     /// Accept fleet keys on members without a hardware attestation (SoftHSM, or an HSM
@@ -17,6 +22,14 @@ pub struct Args {
     /// trust file does.
     #[arg(long)]
     pub allow_unattested: bool,
+    /// A checkpoint of the auditor's log seen before; the bundle's checkpoint must extend
+    /// it, so a rolled-back or forked log fails the log consistency check.
+    #[arg(long)]
+    pub since: Option<PathBuf>,
+    /// A copy of the auditor's log directory, to prove consistency with --since when the
+    /// bundle's tree is larger.
+    #[arg(long, requires = "since")]
+    pub log: Option<PathBuf>,
     /// Print the report as JSON on standard output instead of text.
     #[arg(long)]
     pub json: bool,
@@ -26,7 +39,17 @@ pub struct Args {
 pub fn run(args: &Args) -> anyhow::Result<u8> {
     let mut trust = Trust::load(&args.trust)?;
     trust.allow_unattested |= args.allow_unattested;
-    let report = bundle::verify_path(&args.path, &trust);
+    let since = match &args.since {
+        Some(path) => {
+            Some(std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?)
+        }
+        None => None,
+    };
+    let options = VerifyOptions {
+        since,
+        log_dir: args.log.clone(),
+    };
+    let report = bundle::verify_path_with(&args.path, &trust, &options);
     if args.json {
         let json = serde_json::json!({
             "path": args.path.display().to_string(),

@@ -135,9 +135,9 @@ impl VerifierKey {
             kind: "verifier",
             reason: reason.to_owned(),
         };
-        let mut parts = text.trim().split('+');
-        let (Some(name), Some(id_hex), Some(key_b64), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
+        // The base64 key is the rest of the line and may itself contain `+`.
+        let mut parts = text.trim().splitn(3, '+');
+        let (Some(name), Some(id_hex), Some(key_b64)) = (parts.next(), parts.next(), parts.next())
         else {
             return Err(malformed("expected <name>+<key ID>+<key>"));
         };
@@ -266,9 +266,9 @@ impl SignerKey {
             kind: "signer",
             reason: reason.to_owned(),
         };
-        let mut parts = text.trim().split('+');
-        let (Some("PRIVATE"), Some("KEY"), Some(name), Some(id_hex), Some(key_b64), None) = (
-            parts.next(),
+        // The base64 key is the rest of the line and may itself contain `+`.
+        let mut parts = text.trim().splitn(5, '+');
+        let (Some("PRIVATE"), Some("KEY"), Some(name), Some(id_hex), Some(key_b64)) = (
             parts.next(),
             parts.next(),
             parts.next(),
@@ -687,5 +687,22 @@ mod tests {
                 String::from_utf8_lossy(case)
             );
         }
+    }
+
+    #[test]
+    fn keys_with_plus_in_base64_parse() {
+        // Find a seed whose encoded public and private keys contain `+`.
+        let signer = (0u8..=255)
+            .map(|seed| SignerKey::from_seed("example.com/log", TYPE_ED25519, &[seed; 32]).unwrap())
+            .find(|key| {
+                let verifier = key.verifier().to_string();
+                let secret = key.to_text();
+                verifier.matches('+').count() > 2 && secret.matches('+').count() > 4
+            })
+            .expect("some seed gives base64 with a plus sign");
+        let verifier = VerifierKey::parse(&signer.verifier().to_string()).unwrap();
+        assert_eq!(&verifier, signer.verifier());
+        let parsed = SignerKey::parse(&signer.to_text()).unwrap();
+        assert_eq!(parsed.verifier(), signer.verifier());
     }
 }

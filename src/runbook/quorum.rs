@@ -66,7 +66,7 @@ pub enum QuorumAction {
     /// Destroy the fleet key on every member.
     Retire(Retire),
     /// Copy the fleet key to a new member.
-    AddMember(AddMember),
+    AddMember(Box<AddMember>),
     /// Reshare the credentials to new custodians.
     RotateCustodians(RotateCustodians),
 }
@@ -351,7 +351,7 @@ pub(super) fn add_member(
         path: checker.path.to_path_buf(),
         fleet: header.fleet,
         work_dir: checker.resolve("outputs.work_dir", &raw.outputs.work_dir)?,
-        action: QuorumAction::AddMember(add),
+        action: QuorumAction::AddMember(Box::new(add)),
         sha256,
     })
 }

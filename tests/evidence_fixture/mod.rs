@@ -150,6 +150,7 @@ pub fn inputs(text: &CeremonyText) -> EvidenceInputs {
         auditor: TrustedKey::new(text.auditor_name.clone(), auditor_key.verifying_key()),
         operator: TrustedKey::new(text.operator_name.clone(), operator_key.verifying_key()),
         allow_unattested: false,
+        log: None,
     };
 
     let mut transcript_bytes = head;
