@@ -41,7 +41,7 @@ pub(super) fn published_files(
         .first()
         .ok_or_else(|| invalid(&"the document lists no fleet key"))?;
 
-    Ok(vec![
+    let mut files = vec![
         (super::BUNDLE_FILE, published.bundle_bytes.to_vec()),
         (
             bundle::DOCUMENT_FILE_NAME,
@@ -70,7 +70,11 @@ pub(super) fn published_files(
             operator_signature.to_bytes().to_vec(),
         ),
         ("transcript.jsonl", published.transcript_bytes.to_vec()),
-    ])
+    ];
+    if logged_entry(published.bundle_bytes).is_some() {
+        files.push(("log-check.go", LOG_CHECK_GO.as_bytes().to_vec()));
+    }
+    Ok(files)
 }
 
 /// Builds the evidence data: the content of `evidence.json` and the context of both
@@ -335,7 +339,7 @@ fn verify_commands(published: &Published<'_>, fleet_dir: &str, document_lines: u
         .first()
         .map_or("", |key| key.fingerprint.as_str());
     let verified = "Signature Verified Successfully";
-    json!({
+    let mut commands = json!({
         "command": verify_command(published.document, fleet_dir),
         "independent": [
             {
@@ -384,5 +388,29 @@ fn verify_commands(published: &Published<'_>, fleet_dir: &str, document_lines: u
                 "expected": format!("{}  -", published.document.transcript_sha256),
             },
         ],
-    })
+    });
+    if let Some((index, size, origin)) = logged_entry(published.bundle_bytes) {
+        if let Some(list) = commands["independent"].as_array_mut() {
+            list.push(json!({
+                "purpose": "the auditor's log includes this bundle, checked with Go's golang.org/x/mod/sumdb note and tlog packages only (Debian packages golang-go and golang-golang-x-mod-dev)",
+                "command": "GO111MODULE=off GOPATH=/usr/share/gocode go run log-check.go bundle.json ../../keys-public/log-key.pub",
+                "expected": format!("ok: entry {index} of {size} in {origin}"),
+            }));
+        }
+    }
+    commands
+}
+
+/// The Go program that checks a bundle's checkpoint and inclusion proof with the Go
+/// checksum database's packages; published as `log-check.go`.
+const LOG_CHECK_GO: &str = include_str!("../../tests/go/bundlecheck/main.go");
+
+/// Index, tree size and log origin of a bundle's inclusion proof, when it carries one.
+fn logged_entry(bundle_bytes: &[u8]) -> Option<(u64, u64, String)> {
+    let bundle: Value = serde_json::from_slice(bundle_bytes).ok()?;
+    let proof = bundle.get("inclusion_proof")?;
+    let index = proof.get("index")?.as_u64()?;
+    let size = proof.get("tree_size")?.as_u64()?;
+    let origin = bundle.get("checkpoint")?.as_str()?.lines().next()?.to_owned();
+    Some((index, size, origin))
 }
