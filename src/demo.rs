@@ -174,6 +174,22 @@ pub fn run(root: &Path) -> Result<PathBuf, DemoError> {
     )?;
 
     let work = layout.path("ceremony/demo-fleet");
+    let witness_key = write_witness_key(&layout)?;
+    step(
+        &layout,
+        "sign the transcript as a witness",
+        &layout.fleet_conf(),
+        &[
+            "transcript",
+            "sign",
+            &runbook,
+            "--witness",
+            DEMO_WITNESS,
+            "--key",
+            &display(&witness_key),
+        ],
+        None,
+    )?;
     step(
         &layout,
         "sign as the auditor",
@@ -280,6 +296,19 @@ fn write_auditor_key(layout: &Layout) -> Result<ed25519_dalek::VerifyingKey, Dem
         false,
     )?;
     Ok(public)
+}
+
+/// Name of the demo's witness, who signs the transcript digest.
+const DEMO_WITNESS: &str = "Demo Witness";
+
+/// Generates the witness's Ed25519 key (0600) and returns its path.
+fn write_witness_key(layout: &Layout) -> Result<PathBuf, DemoError> {
+    let mut seed = Zeroizing::new([0u8; 32]);
+    rand::rngs::OsRng.fill_bytes(seed.as_mut());
+    let key = ed25519_dalek::SigningKey::from_bytes(&seed);
+    let path = layout.path("witnesses/demo-witness/witness-key.pem");
+    write_new(&path, bundle::ed25519_key_file_pem(&key).as_bytes(), true)?;
+    Ok(path)
 }
 
 /// Generates a custodian's age identity (0600) and recipient file.

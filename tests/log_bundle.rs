@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use common::{Parties, sample_document, trust_yaml};
 use fleet_ceremony::bundle::log_append::{AppendError, append_statement};
+use fleet_ceremony::bundle::verify::CHECK_HARDWARE_ATTESTATION;
 use fleet_ceremony::bundle::verify_log::{
     CHECK_CHECKPOINT_SIGNATURE, CHECK_INCLUSION_PROOF, CHECK_LOG_CONSISTENCY,
     CHECK_WITNESS_COSIGNATURES,
@@ -49,7 +50,10 @@ fn trust(parties: &Parties, witnesses: &[&SignerKey], quorum: usize) -> Trust {
             text.push_str(&format!("      - {}\n", witness.verifier()));
         }
     }
-    Trust::parse(&text, "trust.yaml").unwrap()
+    let mut trust = Trust::parse(&text, "trust.yaml").unwrap();
+    // The test documents come from no HSM; these tests are about the log checks.
+    trust.allow_unattested = true;
+    trust
 }
 
 /// Signs epochs `1..=count` into a new log in `dir` and returns the logged bundles.
@@ -89,11 +93,12 @@ fn logged_bundle_passes_log_checks() {
         assert!(report.passed(), "{report}");
         let names = check_names(&report);
         assert_eq!(
-            &names[names.len() - 3..],
+            &names[names.len() - 4..],
             [
                 CHECK_CHECKPOINT_SIGNATURE,
                 CHECK_INCLUSION_PROOF,
-                CHECK_WITNESS_COSIGNATURES
+                CHECK_WITNESS_COSIGNATURES,
+                CHECK_HARDWARE_ATTESTATION
             ]
         );
     }
@@ -107,7 +112,9 @@ fn bundle_without_checkpoint_fails() {
     assert_eq!(failed(&report), CHECK_CHECKPOINT_SIGNATURE);
 
     // Without a pinned log the same bundle verifies and no log check runs.
-    let report = verify(&bundle, &parties.trust(), &VerifyOptions::default());
+    let mut unlogged = parties.trust();
+    unlogged.allow_unattested = true;
+    let report = verify(&bundle, &unlogged, &VerifyOptions::default());
     assert!(report.passed(), "{report}");
     assert!(!check_names(&report).contains(&CHECK_CHECKPOINT_SIGNATURE));
 }
@@ -247,7 +254,11 @@ fn since_accepts_consistent_log() {
 
     let report = verify(&bundles[4], &trust, &since(&bundles[1], Some(dir.clone())));
     assert!(report.passed(), "{report}");
-    assert_eq!(check_names(&report).last(), Some(&CHECK_LOG_CONSISTENCY));
+    let names = check_names(&report);
+    assert_eq!(
+        &names[names.len() - 2..],
+        [CHECK_LOG_CONSISTENCY, CHECK_HARDWARE_ATTESTATION]
+    );
 
     let report = verify(&bundles[2], &trust, &since(&bundles[2], None));
     assert!(report.passed(), "{report}");

@@ -176,6 +176,9 @@ pub struct Bundle {
     /// The inclusion proof of this bundle's log entry in the checkpoint's tree.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inclusion_proof: Option<super::log_proof::InclusionProof>,
+    /// Witnesses' sign-offs of the transcript digest that the document records.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub signoffs: Vec<super::signoff::Signoff>,
 }
 
 impl SigningRequest {
@@ -338,6 +341,7 @@ impl Bundle {
             operator: operator.clone(),
             checkpoint: None,
             inclusion_proof: None,
+            signoffs: Vec::new(),
         }
     }
 

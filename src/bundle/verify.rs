@@ -33,6 +33,9 @@ pub const CHECK_AUDITOR_SIGNATURE: &str = "auditor signature";
 pub const CHECK_OPERATOR_KEY_ID: &str = "operator key id";
 /// Name of the check of the operator's counter-signature.
 pub const CHECK_OPERATOR_COUNTERSIGNATURE: &str = "operator counter-signature";
+
+/// Name of the check of witness sign-offs, run when the bundle carries any.
+pub const CHECK_SIGNOFFS: &str = "witness sign-offs";
 /// Name of the check that every member's key is attested by its HSM vendor, or that the
 /// verifier allows unattested keys.
 pub const CHECK_HARDWARE_ATTESTATION: &str = "hardware attestation";
@@ -245,7 +248,30 @@ fn run_checks(bytes: &[u8], trust: &Trust, report: &mut Report) -> Option<(Bundl
         CHECK_OPERATOR_COUNTERSIGNATURE,
         check_countersignature(&bundle, &auditor_signature, trust),
     )?;
+    if !bundle.signoffs.is_empty() {
+        record(
+            report,
+            CHECK_SIGNOFFS,
+            check_signoffs(&bundle, &document_bytes),
+        )?;
+    }
     Some((bundle, document_bytes))
+}
+
+/// Checks every witness sign-off against the document's fleet id and transcript digest.
+/// It does not check who the witnesses are: readers compare the key ids with keys the
+/// witnesses published themselves.
+fn check_signoffs(bundle: &Bundle, document_bytes: &[u8]) -> Outcome<()> {
+    let document = FleetKeyDocument::from_json_bytes(document_bytes)
+        .map_err(|error| format!("the document does not parse: {error}"))?;
+    let mut names = Vec::new();
+    for signoff in &bundle.signoffs {
+        signoff
+            .verify(&document.fleet_id, &document.transcript_sha256)
+            .map_err(|error| error.to_string())?;
+        names.push(format!("{} (key {})", signoff.witness, signoff.key_id));
+    }
+    Ok(((), format!("{} valid: {}", names.len(), names.join(", "))))
 }
 
 /// The outcome of one check: a value for later checks and a detail line, or the reason

@@ -261,34 +261,22 @@ fn verify_command(document: &FleetKeyDocument, fleet_dir: &str) -> String {
     command
 }
 
-/// Text shown in place of a sign-off field that the bundle does not carry.
-const NOT_RECORDED: &str = "not recorded";
-
-/// The officers' and witnesses' sign-offs on the transcript digest, read from an optional
-/// `signoffs` list in the bundle. Each entry keeps `name`, `role`, `transcript_sha256` and
-/// `signature`; a field the entry lacks reads "not recorded".
-///
-/// NOTE: no step writes `signoffs` into the bundle yet, so this list is empty for every
-/// ceremony today and the pages say that no sign-off was recorded.
+/// The witnesses' sign-offs on the transcript digest, from the bundle's `signoffs` list,
+/// which the bundle check has verified.
 fn signoffs(bundle_bytes: &[u8]) -> Vec<Value> {
-    let bundle: Value = serde_json::from_slice(bundle_bytes).unwrap_or(Value::Null);
-    let Some(entries) = bundle.get("signoffs").and_then(Value::as_array) else {
+    let Ok(bundle) = bundle::Bundle::from_json_bytes(bundle_bytes) else {
         return Vec::new();
     };
-    entries
+    bundle
+        .signoffs
         .iter()
-        .map(|entry| {
-            let field = |name: &str| match entry.get(name) {
-                Some(Value::String(text)) if !text.is_empty() => text.clone(),
-                Some(Value::Null) | None => NOT_RECORDED.to_owned(),
-                Some(Value::String(_)) => NOT_RECORDED.to_owned(),
-                Some(other) => other.to_string(),
-            };
+        .map(|signoff| {
             json!({
-                "name": field("name"),
-                "role": field("role"),
-                "transcript_sha256": field("transcript_sha256"),
-                "signature": field("signature"),
+                "name": signoff.witness,
+                "role": "witness",
+                "key_id": signoff.key_id,
+                "transcript_sha256": signoff.transcript_sha256,
+                "signature": signoff.signature,
             })
         })
         .collect()
@@ -389,8 +377,10 @@ fn verify_commands(published: &Published<'_>, fleet_dir: &str, document_lines: u
             },
         ],
     });
-    if let Some((index, size, origin)) = logged_entry(published.bundle_bytes) {
-        if let Some(list) = commands["independent"].as_array_mut() {
+    if let Some((index, size, origin)) = logged_entry(published.bundle_bytes)
+        && let Some(list) = commands["independent"].as_array_mut()
+    {
+        {
             list.push(json!({
                 "purpose": "the auditor's log includes this bundle, checked with Go's golang.org/x/mod/sumdb note and tlog packages only (Debian packages golang-go and golang-golang-x-mod-dev)",
                 "command": "GO111MODULE=off GOPATH=/usr/share/gocode go run log-check.go bundle.json ../../keys-public/log-key.pub",
@@ -411,6 +401,11 @@ fn logged_entry(bundle_bytes: &[u8]) -> Option<(u64, u64, String)> {
     let proof = bundle.get("inclusion_proof")?;
     let index = proof.get("index")?.as_u64()?;
     let size = proof.get("tree_size")?.as_u64()?;
-    let origin = bundle.get("checkpoint")?.as_str()?.lines().next()?.to_owned();
+    let origin = bundle
+        .get("checkpoint")?
+        .as_str()?
+        .lines()
+        .next()?
+        .to_owned();
     Some((index, size, origin))
 }

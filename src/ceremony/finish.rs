@@ -77,6 +77,7 @@ pub fn finish(runbook: &Runbook) -> Result<Outcome, CeremonyError> {
             .map_err(|error| invalid(&log_proof_path, error))?;
         bundle.attach_log_proof(&proof);
     }
+    bundle.signoffs = read_signoffs(&work.join(SIGNOFF_DIR))?;
     let bundle_bytes = bundle.to_json_bytes();
     let trust = trust_from_runbook(runbook);
     let report = bundle::verify_bundle_bytes(&bundle_bytes, &trust);
@@ -130,6 +131,36 @@ pub fn finish(runbook: &Runbook) -> Result<Outcome, CeremonyError> {
     Ok(Outcome::Written {
         evidence: evidence_dir,
     })
+}
+
+/// Folder of witness sign-off files inside the work folder.
+pub const SIGNOFF_DIR: &str = "signoffs";
+
+/// Reads the witness sign-off files of the work folder, in file-name order. The bundle
+/// check verifies each against the document.
+fn read_signoffs(dir: &Path) -> Result<Vec<bundle::signoff::Signoff>, CeremonyError> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => {
+            return Err(CeremonyError::Read {
+                path: dir.to_owned(),
+                source,
+            });
+        }
+    };
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+        .filter(|path| path.extension().is_some_and(|ext| ext == "json"))
+        .collect();
+    paths.sort();
+    paths
+        .iter()
+        .map(|path| {
+            bundle::signoff::Signoff::from_json_bytes(&read(path)?)
+                .map_err(|error| invalid(path, error))
+        })
+        .collect()
 }
 
 /// The pinned keys of the runbook, as a trust anchor for verifying the assembled bundle.

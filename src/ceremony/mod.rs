@@ -14,7 +14,7 @@ mod render;
 pub use abandon::{Abandoned, abandon};
 pub use deploy::{Deployed, check_resumable, deploy, resume};
 pub use error::CeremonyError;
-pub use finish::{Outcome, finish};
+pub use finish::{Outcome, SIGNOFF_DIR, finish};
 pub use render::{
     EvidenceFiles, EvidenceInputs, Rerendered, render_evidence, rerender, write_evidence,
 };

@@ -8,8 +8,7 @@ use crate::bundle::{self, FleetKeyDocument, signoff::Signoff};
 use crate::fsutil::write_new;
 use crate::runbook;
 
-/// Folder of the sign-off files inside the work folder.
-pub const SIGNOFF_DIR: &str = "signoffs";
+use crate::ceremony::SIGNOFF_DIR;
 
 /// Subcommands of `transcript`.
 #[derive(Debug, clap::Subcommand)]
