@@ -4,9 +4,10 @@
 //! SoftHSM and fails the Nth call with a chosen return code. For every N up to the number
 //! of calls an uninterrupted `run` makes, a fresh ceremony runs with call N failed. The run
 //! must stop with an error that names the PKCS#11 function, the return code, the step and
-//! the member, and the state it leaves must be one that `run --resume` completes (or, for
-//! a sample, that `abandon` cleans up): one fleet key pair per member with the same public
-//! key, that key in the fleet-key document, and a transcript that records each step once.
+//! the member. `run --resume` must then complete the ceremony (or, for a sample, `abandon`
+//! must clean it up). A complete ceremony has one fleet key pair per member with the same
+//! public key, that key in the fleet-key document, and a transcript that records each step
+//! once.
 
 #![cfg(feature = "ceremony")]
 
@@ -106,7 +107,7 @@ impl Case {
             .expect("fleet-ceremony runs")
     }
 
-    /// The functions called in the last run, in order.
+    /// Returns the functions called in the last run, in order.
     fn calls(&self) -> Vec<String> {
         std::fs::read_to_string(&self.calls)
             .unwrap_or_default()
@@ -258,11 +259,11 @@ impl Case {
         }
     }
 
-    /// Checks that no token holds an object with the fleet key's label.
+    /// Checks that no token contains an object with the fleet key's label.
     fn check_abandoned(&self, case: &str) {
         let pins = self.user_pins();
         for (token, pin) in &pins {
-            // A token whose user PIN was never set holds no user objects, and refuses
+            // A token whose user PIN was never set contains no user objects, and rejects
             // the user's login.
             let login = self.objects(token, None).map(|listing| {
                 let flags = self.token_flags(token);
@@ -453,7 +454,7 @@ fn sweep(template: &Path, cases: &[(usize, u64, After)]) -> (Vec<String>, Vec<St
 }
 
 #[test]
-fn every_pkcs11_call_of_a_ceremony_fails_cleanly() {
+fn fault_at_every_call_recovers() {
     let module = fault_module();
     let folder = CeremonyFolder::new(two_members(&module));
     let template = folder.root();

@@ -195,7 +195,8 @@ fn function_name(function: Function) -> String {
     format!("C_{function:?}")
 }
 
-/// Why a module did not load; a failed C_Initialize is named like any PKCS#11 error.
+/// Describes why a module did not load, naming a failed C_Initialize like any PKCS#11
+/// error.
 fn load_cause(error: &CryptokiError) -> String {
     match error {
         CryptokiError::Pkcs11(rv, function) => {

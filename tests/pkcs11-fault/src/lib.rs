@@ -9,7 +9,7 @@
 //! - `FAULT_PKCS11_RV`: the return value of the failed call, decimal or `0x` hex
 //!   (default `CKR_DEVICE_ERROR`, 0x30).
 //! - `FAULT_PKCS11_COUNT_FILE`: a file to which each call appends a line `N C_Name`, so
-//!   the last line holds the number of calls so far.
+//!   the last line contains the number of calls so far.
 //!
 //! `C_GetFunctionList` is neither counted nor failed. The failed call does not reach the
 //! real module, as if the device had refused it.
