@@ -12,7 +12,8 @@ use cryptoki::error::{Error as CryptokiError, RvError};
 pub enum HsmError {
     /// The PKCS#11 module could not be loaded or initialised.
     #[error(
-        "cannot load the PKCS#11 module {module}: {source}\nhint: check the module path in the runbook and that the HSM's library is installed"
+        "cannot load the PKCS#11 module {module}: {cause}\nhint: check the module path in the runbook and that the HSM's library is installed",
+        cause = load_cause(source)
     )]
     ModuleLoad {
         /// Path of the module.
@@ -194,6 +195,17 @@ fn function_name(function: Function) -> String {
     format!("C_{function:?}")
 }
 
+/// Describes why a module did not load, naming a failed C_Initialize like any PKCS#11
+/// error.
+fn load_cause(error: &CryptokiError) -> String {
+    match error {
+        CryptokiError::Pkcs11(rv, function) => {
+            format!("{} returned {}", function_name(*function), rv_name(*rv))
+        }
+        other => other.to_string(),
+    }
+}
+
 /// The return code as the specification writes it, such as `CKR_PIN_INCORRECT`.
 fn rv_name(rv: RvError) -> String {
     let camel = format!("{rv:?}");
@@ -247,6 +259,19 @@ fn rv_hint(rv: RvError) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn failed_initialisation_names_function_and_code() {
+        let error = HsmError::ModuleLoad {
+            module: PathBuf::from("/opt/hsm/lib.so"),
+            source: CryptokiError::Pkcs11(RvError::DeviceError, Function::Initialize),
+        };
+        let text = error.to_string();
+        assert!(
+            text.contains("C_Initialize returned CKR_DEVICE_ERROR"),
+            "{text}"
+        );
+    }
 
     #[test]
     fn rv_name_matches_specification_spelling() {
