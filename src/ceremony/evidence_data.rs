@@ -282,27 +282,43 @@ fn signoffs(bundle_bytes: &[u8]) -> Vec<Value> {
         .collect()
 }
 
-/// The audit log's checkpoint and inclusion proof, read from an optional `log` object in
-/// the bundle. Each field of that object becomes one entry, sorted by field name, with
-/// its text as is when it is a string and as compact JSON otherwise. `status` is "logged"
-/// when the object is there and "not logged" when it is not, so a page never shows an
-/// empty cell.
+/// The audit log's checkpoint and inclusion proof from the bundle. Every field is present
+/// in both cases, so the templates in strict mode can test `checkpoint`: an empty
+/// checkpoint means the bundle was not logged, and the pages say so.
 fn log_section(bundle_bytes: &[u8]) -> Value {
-    let bundle: Value = serde_json::from_slice(bundle_bytes).unwrap_or(Value::Null);
-    let Some(log) = bundle.get("log").and_then(Value::as_object) else {
-        return json!({"status": "not logged", "entries": []});
+    let bundle = bundle::Bundle::from_json_bytes(bundle_bytes).ok();
+    let logged = bundle.as_ref().and_then(|bundle| {
+        Some((
+            bundle.checkpoint.as_ref()?,
+            bundle.inclusion_proof.as_ref()?,
+        ))
+    });
+    let Some((checkpoint, proof)) = logged else {
+        return json!({
+            "status": "not logged",
+            "origin": "",
+            "checkpoint": "",
+            "checkpoint_indented": "",
+            "index": 0,
+            "tree_size": 0,
+            "hashes": [],
+        });
     };
-    let entries: Vec<Value> = log
-        .iter()
-        .map(|(name, value)| {
-            let text = match value {
-                Value::String(text) => text.clone(),
-                other => other.to_string(),
-            };
-            json!({"name": name, "value": text})
-        })
+    // Markdown shows the checkpoint as an indented code block: every line gets four
+    // spaces, so no line of it can end the block.
+    let indented: String = checkpoint
+        .lines()
+        .map(|line| format!("    {line}\n"))
         .collect();
-    json!({"status": "logged", "entries": entries})
+    json!({
+        "status": "logged",
+        "origin": checkpoint.lines().next().unwrap_or_default(),
+        "checkpoint": checkpoint,
+        "checkpoint_indented": indented,
+        "index": proof.index,
+        "tree_size": proof.tree_size,
+        "hashes": proof.hashes,
+    })
 }
 
 /// Number of leading transcript lines whose SHA-256 is `digest`, or 0 if none match.

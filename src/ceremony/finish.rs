@@ -68,25 +68,11 @@ pub fn finish(runbook: &Runbook) -> Result<Outcome, CeremonyError> {
     let operator = OperatorSignature::from_json_bytes(&read(&operator_path)?)
         .map_err(|error| invalid(&operator_path, error))?;
 
-    let mut bundle = Bundle::assemble(&document_bytes, &auditor, &operator);
-    // The auditor returns the log's checkpoint and inclusion proof when it logged the
-    // statement; older flows have no such file.
-    let log_proof_path = work.join(LOG_PROOF_FILE);
-    if log_proof_path.exists() {
-        let proof = LogProof::from_json_bytes(&read(&log_proof_path)?)
-            .map_err(|error| invalid(&log_proof_path, error))?;
-        bundle.attach_log_proof(&proof);
-    }
-    bundle.signoffs = read_signoffs(&work.join(SIGNOFF_DIR))?;
+    let bundle = assemble_bundle(work, &document_bytes, &auditor, &operator)?;
     let bundle_bytes = bundle.to_json_bytes();
     let trust = trust_from_runbook(runbook);
     let report = bundle::verify_bundle_bytes(&bundle_bytes, &trust);
-    // Attestation is published as recorded, unattested or not: the evidence says which
-    // members are attested, and each verifier applies its own policy to that.
-    let only_attestation_failed = report
-        .failed_check()
-        .is_some_and(|check| check.name == bundle::verify::CHECK_HARDWARE_ATTESTATION);
-    if !report.passed() && !only_attestation_failed {
+    if !passed_except_attestation(&report) {
         return Err(CeremonyError::BundleRejected { report });
     }
 
@@ -131,6 +117,36 @@ pub fn finish(runbook: &Runbook) -> Result<Outcome, CeremonyError> {
     Ok(Outcome::Written {
         evidence: evidence_dir,
     })
+}
+
+/// Assembles the bundle from the work folder: the document and both signatures, the log's
+/// checkpoint and inclusion proof when the auditor returned them, and the witnesses'
+/// sign-offs.
+pub(super) fn assemble_bundle(
+    work: &Path,
+    document_bytes: &[u8],
+    auditor: &AuditorSignature,
+    operator: &OperatorSignature,
+) -> Result<Bundle, CeremonyError> {
+    let mut bundle = Bundle::assemble(document_bytes, auditor, operator);
+    let log_proof_path = work.join(LOG_PROOF_FILE);
+    if log_proof_path.exists() {
+        let proof = LogProof::from_json_bytes(&read(&log_proof_path)?)
+            .map_err(|error| invalid(&log_proof_path, error))?;
+        bundle.attach_log_proof(&proof);
+    }
+    bundle.signoffs = read_signoffs(&work.join(SIGNOFF_DIR))?;
+    Ok(bundle)
+}
+
+/// Returns whether every check passed, or only the hardware attestation check failed.
+/// Attestation is published as recorded, unattested or not: the evidence says which
+/// members are attested, and each verifier applies its own policy to that.
+pub(super) fn passed_except_attestation(report: &bundle::Report) -> bool {
+    report.passed()
+        || report
+            .failed_check()
+            .is_some_and(|check| check.name == bundle::verify::CHECK_HARDWARE_ATTESTATION)
 }
 
 /// Folder of witness sign-off files inside the work folder.

@@ -174,15 +174,18 @@ pub fn rerender(
             )
         })?;
 
-    let inputs = EvidenceInputs::assemble(
+    let bundle_bytes = super::finish::assemble_bundle(&work, &document_bytes, &auditor, &operator)?
+        .to_json_bytes();
+    let inputs = EvidenceInputs {
         document_bytes,
+        bundle_bytes,
         auditor,
         operator,
         trust,
-        rendered_transcript.to_vec(),
-    );
+        transcript_bytes: rendered_transcript.to_vec(),
+    };
     let report = bundle::verify_bundle_bytes(&inputs.bundle_bytes, &inputs.trust);
-    if !report.passed() {
+    if !super::finish::passed_except_attestation(&report) {
         return Err(CeremonyError::BundleRejected { report });
     }
     let files = render_evidence(&inputs, templates)?;
