@@ -381,7 +381,11 @@ fn fault_case(template: &Path, n: usize, rv: u64, after: After) -> String {
         return format!("{case}: stopped before the ceremony started; a new run completes");
     }
     if after == After::Abandon {
-        let abandon = case_dir.run(&case_dir.quorum(&["abandon", "runbook.yaml"]), 0, 0);
+        let abandon = case_dir.run(
+            &case_dir.quorum(&["abandon", "runbook.yaml", "--yes"]),
+            0,
+            0,
+        );
         assert!(
             abandon.status.success(),
             "{case}: {}",
@@ -397,7 +401,11 @@ fn fault_case(template: &Path, n: usize, rv: u64, after: After) -> String {
         "{case}: resume panicked\n{resume_err}"
     );
     if resume_err.contains("stopped while the shares were being written") {
-        let abandon = case_dir.run(&case_dir.quorum(&["abandon", "runbook.yaml"]), 0, 0);
+        let abandon = case_dir.run(
+            &case_dir.quorum(&["abandon", "runbook.yaml", "--yes"]),
+            0,
+            0,
+        );
         assert!(
             abandon.status.success(),
             "{case}: {}",

@@ -197,7 +197,7 @@ fn resume_after_kill_at_every_boundary() {
         // such a ceremony can only be abandoned.
         if stderr.contains("stopped while the shares were being written") {
             assert_eq!(output.status.code(), Some(1), "{point}: {stderr}");
-            let abandon = run_in(&dir, &["abandon", "runbook.yaml"]);
+            let abandon = run_in(&dir, &["abandon", "runbook.yaml", "--yes"]);
             assert!(
                 abandon.status.success(),
                 "{point}: {}",
@@ -225,14 +225,14 @@ fn abandon_after_kill_leaves_no_fleet_key() {
         let (_temp, dir) = interrupted_demo(point);
         let pins = user_pins(&dir);
 
-        let without_shares = run_in(&dir, &["abandon", "runbook.yaml"]);
+        let without_shares = run_in(&dir, &["abandon", "runbook.yaml", "--yes"]);
         assert_eq!(without_shares.status.code(), Some(1), "{point}");
         assert!(
             String::from_utf8_lossy(&without_shares.stderr)
                 .contains("--share FILE --identity FILE")
         );
 
-        let mut args = vec!["abandon", "runbook.yaml"];
+        let mut args = vec!["abandon", "runbook.yaml", "--yes"];
         args.extend(quorum());
         let output = run_in(&dir, &args);
         assert!(

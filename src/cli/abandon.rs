@@ -10,6 +10,9 @@ use crate::runbook;
 pub struct Args {
     /// Runbook of the ceremony.
     pub runbook: PathBuf,
+    /// Skip the typed confirmation before the fleet key is destroyed (for scripted runs).
+    #[arg(long)]
+    pub yes: bool,
     #[command(flatten)]
     pub quorum: super::quorum::QuorumArgs,
 }
@@ -18,6 +21,12 @@ pub struct Args {
 pub fn run(args: &Args) -> anyhow::Result<u8> {
     let runbook = runbook::load(&args.runbook)?;
     let credentials = args.quorum.recover()?;
+    if !args.yes {
+        super::confirm::confirm(
+            &runbook.fleet.id,
+            "destroys the fleet key on every member and ends the ceremony",
+        )?;
+    }
     let report = ceremony::abandon(&runbook, credentials.as_ref())?;
     for (member, objects) in &report.destroyed {
         eprintln!("member {member}: {objects} fleet key object(s) destroyed");

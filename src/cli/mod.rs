@@ -7,6 +7,7 @@ mod attest;
 mod bundle;
 mod bundle_diff;
 mod check;
+mod confirm;
 mod demo;
 mod evidence;
 mod log;

@@ -1,6 +1,5 @@
 //! `fleet-ceremony run`: run a ceremony, or continue it once the signatures are back.
 
-use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 
 use anyhow::bail;
@@ -69,7 +68,10 @@ fn start(runbook: &Runbook, yes: bool) -> anyhow::Result<u8> {
         .into());
     }
     if !yes {
-        confirm(&runbook.fleet.id)?;
+        super::confirm::confirm(
+            &runbook.fleet.id,
+            "initialises the tokens above and generates the fleet key",
+        )?;
     }
 
     let deployed = ceremony::deploy(runbook)?;
@@ -120,23 +122,4 @@ fn finish(runbook: &Runbook) -> anyhow::Result<u8> {
             Ok(super::EXIT_OK)
         }
     }
-}
-
-/// Asks the officer to type the fleet id before any HSM is changed.
-fn confirm(fleet_id: &str) -> anyhow::Result<()> {
-    if !std::io::stdin().is_terminal() {
-        bail!(
-            "confirmation needed before the HSMs are changed, but standard input is not a terminal\nhint: pass --yes for a scripted rehearsal"
-        );
-    }
-    eprint!(
-        "This initialises the tokens above and generates the fleet key. Type the fleet id ({fleet_id}) to go on: "
-    );
-    std::io::stderr().flush()?;
-    let mut answer = String::new();
-    std::io::stdin().lock().read_line(&mut answer)?;
-    if answer.trim() != fleet_id {
-        return Err(CeremonyError::NotConfirmed.into());
-    }
-    Ok(())
 }
