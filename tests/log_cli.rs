@@ -219,7 +219,7 @@ fn cosign_rejects_checkpoint_of_other_key() {
     assert!(!setup.path("witness-state").exists());
 }
 
-/// Writes a document of `namespace` and `epoch` with the given keys.
+/// Returns the sample document with `namespace`, `epoch` and `keys` replaced.
 fn document(
     namespace: &str,
     epoch: u64,
