@@ -199,3 +199,46 @@ fn go_tlog_rejects_flipped_proof() {
         assert!(!ok, "{kind}: {output}");
     }
 }
+
+#[test]
+fn go_tlog_accepts_shape_changing_sizes() {
+    let temp = tempfile::tempdir().unwrap();
+    let binary = build_logcheck(temp.path());
+    let signer = SignerKey::from_seed(ORIGIN, TYPE_ED25519, &[5u8; 32]).unwrap();
+    let vkey = temp.path().join("log.vkey");
+    std::fs::write(&vkey, format!("{}\n", signer.verifier())).unwrap();
+    let dir = temp.path().join("log");
+    let mut log = Log::init(&dir, ORIGIN, signer).unwrap();
+    for i in 0..1025u64 {
+        log.append(format!("fleet bundle {i}").as_bytes()).unwrap();
+    }
+    log.checkpoint().unwrap();
+
+    // A sample of the sizes where the tree changes shape: first, middle and last leaf,
+    // and consistency from each size to every larger one in the sample.
+    let sizes = [1u64, 2, 3, 4, 5, 8, 9, 255, 256, 257, 512, 513, 1024, 1025];
+    let mut proofs = String::new();
+    for &size in &sizes {
+        let root = log.root_at(size).unwrap();
+        for index in [0, size / 2, size - 1] {
+            let proof = log.prove_inclusion(index, size).unwrap();
+            writeln!(proofs, "inclusion {index} {size} {root} {}", encode(&proof)).unwrap();
+        }
+        for &new in sizes.iter().filter(|&&new| new >= size) {
+            let proof = log.prove_consistency(size, new).unwrap();
+            let new_root = log.root_at(new).unwrap();
+            writeln!(
+                proofs,
+                "consistency {size} {new} {root} {new_root} {}",
+                encode(&proof)
+            )
+            .unwrap();
+        }
+    }
+    let path = temp.path().join("proofs.txt");
+    std::fs::write(&path, &proofs).unwrap();
+    let (ok, output) = run_logcheck(&binary, &dir, &vkey, &path);
+    assert!(ok, "{output}");
+    let count = proofs.lines().count();
+    assert_eq!(output.trim(), format!("ok size=1025 proofs={count}"));
+}

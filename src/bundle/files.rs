@@ -493,6 +493,10 @@ fn to_pretty_json<T: Serialize>(value: &T) -> Vec<u8> {
 fn decode_digest(field: &'static str, text: &str) -> Result<[u8; DIGEST_LEN], FilesError> {
     let invalid = |reason: String| FilesError::Field { field, reason };
 
+    // Upper-case hex would be a second spelling of the same signed bundle.
+    if text.bytes().any(|byte| byte.is_ascii_uppercase()) {
+        return Err(invalid("not lowercase hex".to_owned()));
+    }
     let bytes = hex::decode(text).map_err(|error| invalid(format!("not valid hex: {error}")))?;
     <[u8; DIGEST_LEN]>::try_from(bytes.as_slice()).map_err(|_| {
         invalid(format!(

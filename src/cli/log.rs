@@ -274,10 +274,7 @@ fn cosign_checkpoint(args: &CosignArgs) -> anyhow::Result<u8> {
 
     check_extends_state(&args.state, &args.dir, &new, &origin, &log_key)?;
 
-    let mut note = Note::parse(&note_bytes)?;
-    let now = u64::try_from(Utc::now().timestamp()).context("the system clock is before 1970")?;
-    note.add_signature(cosign(&witness, note.text(), now)?);
-    let cosigned = note.to_bytes();
+    let cosigned = add_cosignature(&note_bytes, &witness)?;
 
     let output = match proof_file {
         Some(mut proof) => {
@@ -294,6 +291,22 @@ fn cosign_checkpoint(args: &CosignArgs) -> anyhow::Result<u8> {
         witness.name()
     );
     Ok(super::EXIT_OK)
+}
+
+/// Returns the note with one cosignature line of `witness`: a line of the same key already
+/// there is replaced, so cosigning a checkpoint twice leaves one line per witness.
+fn add_cosignature(note_bytes: &[u8], witness: &SignerKey) -> anyhow::Result<Vec<u8>> {
+    let note = Note::parse(note_bytes)?;
+    let others = note
+        .signatures()
+        .iter()
+        .filter(|line| line.name != witness.name() || line.key_id != witness.key_id())
+        .cloned()
+        .collect();
+    let mut note = Note::new(note.text(), others)?;
+    let now = u64::try_from(Utc::now().timestamp()).context("the system clock is before 1970")?;
+    note.add_signature(cosign(witness, note.text(), now)?);
+    Ok(note.to_bytes())
 }
 
 /// Checks that `new` extends the checkpoint in the witness state file, if there is one.

@@ -1,7 +1,7 @@
 //! Transparency log checkpoints (C2SP tlog-checkpoint v1.0.0).
 
 use super::hash::Hash;
-use super::note::{Note, NoteError, SignerKey, VerifierKey};
+use super::note::{Note, NoteError, SIGNATURE_PREFIX, SignerKey, VerifierKey};
 
 /// A failed parse or verification of a checkpoint.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -71,6 +71,14 @@ impl Checkpoint {
         let extensions: Vec<String> = lines.map(str::to_owned).collect();
         if extensions.iter().any(String::is_empty) {
             return Err(malformed("extension line is empty"));
+        }
+        // A signature line inside the signed text would read as a signature to a careless
+        // reader, so such a body is rejected even when the log signed it.
+        if extensions
+            .iter()
+            .any(|line| line.starts_with(SIGNATURE_PREFIX))
+        {
+            return Err(malformed("extension line starts like a signature line"));
         }
         Ok(Self {
             origin: origin.to_owned(),

@@ -16,7 +16,7 @@ pub const MAX_NOTE_LEN: usize = 64 * 1024;
 pub const MAX_SIGNATURES: usize = 100;
 
 /// Prefix of each signature line: em dash and space.
-const SIGNATURE_PREFIX: &str = "\u{2014} ";
+pub(crate) const SIGNATURE_PREFIX: &str = "\u{2014} ";
 
 /// Signature type byte of Ed25519 note signatures.
 pub const TYPE_ED25519: u8 = 0x01;
@@ -457,6 +457,9 @@ impl Note {
             .ok_or_else(|| malformed("note has no blank line before its signatures"))?;
         let text = &message[..=split];
         let block = &message[split + 2..];
+        if block.is_empty() {
+            return Err(malformed("note has no signature lines"));
+        }
         let lines = block
             .strip_suffix('\n')
             .ok_or_else(|| malformed("note does not end in a newline"))?;
