@@ -31,7 +31,7 @@ const OPERATOR_KEY: &str = "operator-signing-key";
 /// A failed demo step.
 #[derive(Debug, thiserror::Error)]
 pub enum DemoError {
-    /// The folder already holds files.
+    /// The folder already contains files.
     #[error(
         "{0} exists and is not empty; the demo never overwrites a ceremony\nhint: choose a new folder"
     )]
@@ -363,7 +363,7 @@ fn indent(pem: &str) -> String {
     pem.lines().map(|line| format!("    {line}\n")).collect()
 }
 
-/// A PIN for the demo operator's token: 32 hex characters from the OS CSPRNG.
+/// Generates a PIN for the demo operator's token: 32 hex characters from the OS CSPRNG.
 fn random_pin() -> SecretString {
     let mut bytes = Zeroizing::new([0u8; 16]);
     rand::rngs::OsRng.fill_bytes(bytes.as_mut());

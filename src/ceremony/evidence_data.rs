@@ -13,7 +13,7 @@ use crate::bundle::{
 /// Format name of `evidence.json`.
 pub const EVIDENCE_FORMAT: &str = "fleet-ceremony-evidence-v1";
 
-/// What the evidence is made from.
+/// Inputs of the evidence pages.
 pub(super) struct Published<'a> {
     pub document: &'a FleetKeyDocument,
     pub document_bytes: &'a [u8],
@@ -24,7 +24,8 @@ pub(super) struct Published<'a> {
     pub transcript_bytes: &'a [u8],
 }
 
-/// The files published beside the pages, so readers can check each claim with openssl.
+/// Lists the files published beside the pages, so readers can check each claim with
+/// openssl.
 pub(super) fn published_files(
     published: &Published<'_>,
 ) -> Result<Vec<(&'static str, Vec<u8>)>, CeremonyError> {
@@ -197,7 +198,8 @@ pub(super) fn build(
     }))
 }
 
-/// One table cell on a member's attestation: who vouches for the key, or that no one does.
+/// Builds the table cell on a member's attestation: who vouches for the key, or that no
+/// one does.
 fn attestation_summary(member: &MemberEntry) -> String {
     let Some(attestation) = &member.attestation else {
         return "not hardware-attested".to_owned();
@@ -221,7 +223,8 @@ fn attestation_summary(member: &MemberEntry) -> String {
     )
 }
 
-/// The sentence under the member table: which members no HSM vendor vouches for, and why.
+/// Builds the sentence under the member table: which members no HSM vendor vouches for,
+/// and why.
 fn attestation_note(document: &FleetKeyDocument) -> String {
     let unattested: Vec<&str> = document
         .members
@@ -251,8 +254,8 @@ fn attestation_note(document: &FleetKeyDocument) -> String {
     )
 }
 
-/// The `verify` command for this evidence; it carries `--allow-unattested` only when a
-/// member is not attested, so a reader sees the allowance is needed.
+/// Builds the `verify` command for this evidence. It carries `--allow-unattested` only
+/// when a member is not attested, so a reader sees that the allowance is needed.
 fn verify_command(document: &FleetKeyDocument, fleet_dir: &str) -> String {
     let mut command = format!("fleet-ceremony verify {fleet_dir} --trust keys-public/trust.yaml");
     if document.members.iter().any(|member| !member.attested) {
@@ -261,8 +264,8 @@ fn verify_command(document: &FleetKeyDocument, fleet_dir: &str) -> String {
     command
 }
 
-/// The witnesses' sign-offs on the transcript digest, from the bundle's `signoffs` list,
-/// which the bundle check has verified.
+/// Lists the witnesses' sign-offs on the transcript digest, from the bundle's `signoffs`
+/// list, which the bundle check has verified.
 fn signoffs(bundle_bytes: &[u8]) -> Vec<Value> {
     let Ok(bundle) = bundle::Bundle::from_json_bytes(bundle_bytes) else {
         return Vec::new();
@@ -282,9 +285,9 @@ fn signoffs(bundle_bytes: &[u8]) -> Vec<Value> {
         .collect()
 }
 
-/// The audit log's checkpoint and inclusion proof from the bundle. Every field is present
-/// in both cases, so the templates in strict mode can test `checkpoint`: an empty
-/// checkpoint means the bundle was not logged, and the pages say so.
+/// Extracts the audit log's checkpoint and inclusion proof from the bundle. Every field is
+/// present in both cases, so the templates in strict mode can test `checkpoint`. An empty
+/// checkpoint means the bundle was not logged, and the pages state that.
 fn log_section(bundle_bytes: &[u8]) -> Value {
     let bundle = bundle::Bundle::from_json_bytes(bundle_bytes).ok();
     let logged = bundle.as_ref().and_then(|bundle| {

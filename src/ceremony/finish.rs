@@ -140,7 +140,7 @@ pub(super) fn assemble_bundle(
 }
 
 /// Returns whether every check passed, or only the hardware attestation check failed.
-/// Attestation is published as recorded, unattested or not: the evidence says which
+/// Attestation is published as recorded, unattested or not. The evidence states which
 /// members are attested, and each verifier applies its own policy to that.
 pub(super) fn passed_except_attestation(report: &bundle::Report) -> bool {
     report.passed()
@@ -179,7 +179,8 @@ fn read_signoffs(dir: &Path) -> Result<Vec<bundle::signoff::Signoff>, CeremonyEr
         .collect()
 }
 
-/// The pinned keys of the runbook, as a trust anchor for verifying the assembled bundle.
+/// Builds a trust anchor from the runbook's pinned keys, for verifying the assembled
+/// bundle.
 pub(super) fn trust_from_runbook(runbook: &Runbook) -> Trust {
     Trust {
         auditor: TrustedKey::new(runbook.auditor.name.clone(), runbook.auditor.public_key),
