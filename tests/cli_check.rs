@@ -278,9 +278,19 @@ fn check_rejects_existing_share() {
     assert!(folder.token_files().is_empty());
 }
 
+/// OpenSC's PKCS#11 module that logs every call and forwards it to `PKCS11SPY`.
+const SPY_MODULE: &str = "/usr/lib/x86_64-linux-gnu/pkcs11-spy.so";
+
 #[test]
 fn countersign_rejects_wrong_pin() {
-    let folder = CeremonyFolder::new(|text| text);
+    // The operator token is reached through OpenSC's pkcs11-spy, which logs every call, so
+    // the test can count the logins a wrong PIN causes.
+    let folder = CeremonyFolder::new(|text| {
+        text.replace(
+            "      key_label: operator-signing-key",
+            &format!("      module: {SPY_MODULE}\n      key_label: operator-signing-key"),
+        )
+    });
     let operator_conf = folder.path("operator/softhsm2.conf");
     write_softhsm_conf(&operator_conf, &folder.path("operator/tokens"), "");
     std::fs::remove_file(folder.path("keys-public/operator.pem")).unwrap();
@@ -315,9 +325,13 @@ fn countersign_rejects_wrong_pin() {
         &format!("{work}/auditor-signature.json"),
     ]);
     assert!(sign.status.success(), "{}", stderr_text(&sign));
+    let spy_log = folder.path("spy.log");
     let countersign = |pin: &str| {
+        let _ = std::fs::remove_file(&spy_log);
         fleet_ceremony(&operator_conf)
             .current_dir(folder.root())
+            .env("PKCS11SPY", SOFTHSM_MODULE)
+            .env("PKCS11SPY_OUTPUT", &spy_log)
             .args(["bundle", "countersign", "runbook.yaml", "--pin-stdin"])
             .write_stdin(format!("{pin}\n"))
             .output()
@@ -328,6 +342,16 @@ fn countersign_rejects_wrong_pin() {
     let wrong = countersign("not-the-operator-pin");
     assert_failed_with(&wrong, &["wrong PIN", "C_Login returned CKR_PIN_INCORRECT"]);
     assert!(!signature.exists());
+    // One attempt only: the tool never retries a PIN, since tokens lock after a few.
+    let calls = std::fs::read_to_string(&spy_log).unwrap();
+    let logins = calls
+        .lines()
+        .filter(|line| {
+            line.split_once(": ")
+                .is_some_and(|(_, call)| call == "C_Login")
+        })
+        .count();
+    assert_eq!(logins, 1, "{calls}");
 
     let right = countersign("operator-user-pin");
     assert!(right.status.success(), "{}", stderr_text(&right));
