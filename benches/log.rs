@@ -34,7 +34,10 @@ fn main() {
     let out = std::env::args()
         .skip(1)
         .find(|arg| !arg.starts_with('-'))
-        .map_or_else(|| std::env::temp_dir().join("fleet-ceremony-log-bench"), PathBuf::from);
+        .map_or_else(
+            || std::env::temp_dir().join("fleet-ceremony-log-bench"),
+            PathBuf::from,
+        );
     std::fs::create_dir_all(&out).expect("create the output folder");
     let signer = SignerKey::generate(ORIGIN, TYPE_ED25519).expect("valid key name");
 
@@ -54,7 +57,9 @@ fn per_op(total: Duration, count: u64) -> f64 {
 }
 
 fn bench_append(out: &Path, signer: &SignerKey) {
-    println!("| entries appended | total (s) | per append (µs) | appends per second | files | bytes on disk |");
+    println!(
+        "| entries appended | total (s) | per append (µs) | appends per second | files | bytes on disk |"
+    );
     println!("| --- | --- | --- | --- | --- | --- |");
     for size in APPEND_SIZES {
         let dir = out.join(format!("append-{size}"));
@@ -139,7 +144,9 @@ fn write_tile_tree(dir: &Path, size: u64) -> TileTree {
 
 /// Times tree roots and inclusion proofs read from tiles; returns the largest tree.
 fn bench_proofs(out: &Path) -> TileTree {
-    println!("| tree size | write tiles (s) | root from tiles (µs) | inclusion proof, first leaf (µs) | last leaf (µs) | middle leaf (µs) | proof hashes |");
+    println!(
+        "| tree size | write tiles (s) | root from tiles (µs) | inclusion proof, first leaf (µs) | last leaf (µs) | middle leaf (µs) | proof hashes |"
+    );
     println!("| --- | --- | --- | --- | --- | --- | --- |");
     let mut largest = None;
     for size in PROOF_SIZES {
@@ -167,8 +174,14 @@ fn bench_proofs(out: &Path) -> TileTree {
             }
             proof_times.push(per_op(start.elapsed(), REPEAT.into()));
             let proof = prove_inclusion(&hashes, index, size).expect("inclusion proof");
-            verify_inclusion(&tree.leaves[index as usize], index, size, &proof, &tree.root)
-                .expect("the proof verifies");
+            verify_inclusion(
+                &tree.leaves[index as usize],
+                index,
+                size,
+                &proof,
+                &tree.root,
+            )
+            .expect("the proof verifies");
         }
         println!(
             "| {size} | {:.2} | {root_time:.0} | {:.0} | {:.0} | {:.0} | {proof_len} |",

@@ -110,6 +110,8 @@ fn ed25519_verifications(bundle: &[u8], trust: &Trust) -> u32 {
         // The first signature line is the log's own.
         count += signature_lines.saturating_sub(1);
     }
-    count += json["signoffs"].as_array().map_or(0, |list| list.len() as u32);
+    count += json["signoffs"]
+        .as_array()
+        .map_or(0, |list| list.len() as u32);
     count
 }

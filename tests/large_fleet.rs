@@ -30,7 +30,9 @@ fn token_label(index: usize) -> String {
 
 /// Replaces the members of the demo runbook with `MEMBERS` members on SoftHSM.
 fn sixteen_members(demo: String) -> String {
-    let start = demo.find("\nmembers:\n").expect("the demo runbook lists members");
+    let start = demo
+        .find("\nmembers:\n")
+        .expect("the demo runbook lists members");
     let end = demo
         .find("\ncustodians:\n")
         .expect("the demo runbook lists custodians");

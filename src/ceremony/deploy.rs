@@ -697,9 +697,7 @@ fn replication_threads(pending: usize) -> usize {
         },
         Err(_) => default,
     };
-    requested
-        .clamp(1, MAX_PARALLEL_COPIES)
-        .min(pending.max(1))
+    requested.clamp(1, MAX_PARALLEL_COPIES).min(pending.max(1))
 }
 
 /// Copies the fleet key to each pending member, on a bounded pool of threads. Each copy

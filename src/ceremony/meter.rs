@@ -28,7 +28,10 @@ impl Meter {
 
     /// Counts one more member as done.
     pub(super) fn advance(&self, member: &str) {
-        let mut done = self.done.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut done = self
+            .done
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         *done += 1;
         self.draw(*done, member);
     }
