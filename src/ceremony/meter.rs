@@ -1,4 +1,4 @@
-//! A one-line progress count across members on stderr, shown only when stderr is a
+//! A one-line progress count across members on stderr, visible only when stderr is a
 //! terminal. Plain text and carriage returns, no colour.
 
 use std::io::{IsTerminal, Write};
@@ -9,18 +9,18 @@ pub(super) struct Meter {
     step: &'static str,
     total: usize,
     done: Mutex<usize>,
-    shown: bool,
+    visible: bool,
 }
 
 impl Meter {
-    /// Starts a count of `total` members for `step`; shows nothing unless stderr is a
+    /// Starts a count of `total` members for `step`. It shows nothing unless stderr is a
     /// terminal and there is more than one member.
     pub(super) fn start(step: &'static str, total: usize) -> Meter {
         let meter = Meter {
             step,
             total,
             done: Mutex::new(0),
-            shown: total > 1 && std::io::stderr().is_terminal(),
+            visible: total > 1 && std::io::stderr().is_terminal(),
         };
         meter.draw(0, "");
         meter
@@ -38,13 +38,13 @@ impl Meter {
 
     /// Ends the line, so later output starts on a new one.
     pub(super) fn finish(self) {
-        if self.shown {
+        if self.visible {
             let _ = writeln!(std::io::stderr());
         }
     }
 
     fn draw(&self, done: usize, member: &str) {
-        if !self.shown {
+        if !self.visible {
             return;
         }
         let last = if member.is_empty() {
