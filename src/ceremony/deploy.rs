@@ -18,6 +18,7 @@ use rand::RngCore;
 use serde_json::{Value, json};
 
 use super::CeremonyError;
+use super::meter::Meter;
 use super::progress::{Progress, action};
 use crate::bundle::{
     self, CustodianSummary, FleetKeyDocument, KeyEntry, MemberAttestation, MemberEntry,
@@ -241,6 +242,7 @@ impl Run<'_> {
     /// logs in as the user.
     fn open_members(&mut self) -> Result<Vec<Opened>, CeremonyError> {
         let mut opened = Vec::with_capacity(self.runbook.members.len());
+        let meter = Meter::start("initialising tokens", self.runbook.members.len());
         for member in &self.runbook.members {
             let token = self.prepare_token(member)?;
             let pins = self.pins(member)?;
@@ -248,7 +250,9 @@ impl Run<'_> {
                 .login_user(&pins.user_pin)
                 .map_err(CeremonyError::hsm("log in", &member.name))?;
             opened.push(Opened { token, session });
+            meter.advance(&member.name);
         }
+        meter.finish();
         Ok(opened)
     }
 
@@ -674,6 +678,28 @@ impl Run<'_> {
 /// Maximum number of members that receive the fleet key at the same time.
 const MAX_PARALLEL_COPIES: usize = 8;
 
+/// Environment variable that sets the number of replication threads, from 1 (serial, for
+/// comparing wall times) to `MAX_PARALLEL_COPIES`. Without it the tool uses as many
+/// threads as the machine has CPUs, up to `MAX_PARALLEL_COPIES`.
+pub const REPLICATION_THREADS_ENV: &str = "FLEET_CEREMONY_REPLICATION_THREADS";
+
+/// Returns the number of replication threads for `pending` copies. A value of the
+/// environment variable that is not a positive number is ignored, with a warning.
+fn replication_threads(pending: usize) -> usize {
+    let default = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let requested = match std::env::var(REPLICATION_THREADS_ENV) {
+        Ok(text) => match text.trim().parse::<usize>() {
+            Ok(n) if n > 0 => n,
+            _ => {
+                tracing::warn!(variable = REPLICATION_THREADS_ENV, value = %text, "ignoring a thread count that is not a positive number");
+                default
+            }
+        },
+        Err(_) => default,
+    };
+    requested.clamp(1, MAX_PARALLEL_COPIES).min(pending.max(1))
+}
+
 /// Copies the fleet key to each pending member, on a bounded pool of threads. Each copy
 /// opens its own sessions, because a PKCS#11 session must not be shared between threads;
 /// the sessions inherit the user login of this process. Returns one result per member, in
@@ -683,11 +709,10 @@ fn copy_in_parallel(
     pending: &[(&Member, &Token)],
     key: &OriginKey<'_>,
 ) -> Vec<Result<(), HsmError>> {
-    let workers = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .clamp(1, MAX_PARALLEL_COPIES)
-        .min(pending.len().max(1));
+    let workers = replication_threads(pending.len());
+    tracing::debug!(threads = workers, copies = pending.len(), "replicating");
     let next = AtomicUsize::new(0);
+    let meter = Meter::start("replicating the fleet key", pending.len());
     let results: Vec<Mutex<Option<Result<(), HsmError>>>> =
         pending.iter().map(|_| Mutex::new(None)).collect();
 
@@ -701,6 +726,7 @@ fn copy_in_parallel(
                     };
                     tracing::info!(member = %member.name, "replicating the fleet key");
                     let result = copy_one(origin, token, key);
+                    meter.advance(&member.name);
                     *results[index]
                         .lock()
                         .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(result);
@@ -708,6 +734,7 @@ fn copy_in_parallel(
             });
         }
     });
+    meter.finish();
 
     results
         .into_iter()

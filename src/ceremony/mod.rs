@@ -7,6 +7,7 @@ mod deploy;
 mod error;
 mod evidence_data;
 mod finish;
+mod meter;
 pub mod preflight;
 pub mod progress;
 mod render;

@@ -90,24 +90,45 @@ impl Token {
         let _guard = INITIALISING
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if list(library)?.iter().any(|token| token.label == label) {
-            return Err(HsmError::TokenExists {
-                label: label.to_owned(),
-                module: library.path().to_owned(),
-            });
-        }
         let context = library.context();
-        let slot = free_slot(library)?;
+        let slot = free_slot_for(library, label)?;
 
         context
             .init_token(slot, so_pin, label)
             .on(label, "initialise the token")?;
         tracing::info!(token = label, "initialised token");
 
-        let token = Token::find(library, &TokenSelector::Label(label.to_owned()))?;
+        // The slot is known, so its token information is read once instead of searching
+        // every slot for the label again, which made initialising n tokens cost O(n²) calls.
+        let mut token = Token::in_slot(library, slot)?;
+        if token.label != label {
+            return Err(HsmError::TokenNotFound {
+                selector: TokenSelector::Label(label.to_owned()).to_string(),
+                module: library.path().to_owned(),
+            });
+        }
         crate::fault::kill_point(&format!("after-init-token-{label}"));
         token.set_first_user_pin(so_pin, user_pin)?;
-        Token::find(library, &TokenSelector::Label(label.to_owned()))
+        token.user_pin_initialised = true;
+        Ok(token)
+    }
+
+    /// Reads the token information of `slot`.
+    fn in_slot(library: &Library, slot: Slot) -> Result<Token, HsmError> {
+        let module = library.path().display().to_string();
+        let info = library
+            .context()
+            .get_token_info(slot)
+            .on(&module, "read token information")?;
+        Ok(Token {
+            library: library.clone(),
+            slot,
+            label: info.label().trim_end().to_owned(),
+            serial: info.serial_number().trim_end().to_owned(),
+            model: info.model().trim_end().to_owned(),
+            manufacturer: info.manufacturer_id().trim_end().to_owned(),
+            user_pin_initialised: info.user_pin_initialized(),
+        })
     }
 
     /// Sets the first user PIN as the security officer. Used right after initialisation,
@@ -231,6 +252,32 @@ fn free_slot(library: &Library) -> Result<Slot, HsmError> {
         }
     }
     Err(HsmError::NoFreeSlot {
+        module: library.path().to_owned(),
+    })
+}
+
+/// Finds a free slot for a new token labelled `label` in one pass over the slots, and
+/// rejects the label when an initialised token already has it, because initialising
+/// erases every object on a token.
+fn free_slot_for(library: &Library, label: &str) -> Result<Slot, HsmError> {
+    let context = library.context();
+    let module = library.path().display().to_string();
+    let slots = context.get_slots_with_token().on(&module, "list slots")?;
+    let mut free = None;
+    for slot in slots {
+        let info = context
+            .get_token_info(slot)
+            .on(&module, "read token information")?;
+        if !info.token_initialized() {
+            free = free.or(Some(slot));
+        } else if info.label().trim_end() == label {
+            return Err(HsmError::TokenExists {
+                label: label.to_owned(),
+                module: library.path().to_owned(),
+            });
+        }
+    }
+    free.ok_or_else(|| HsmError::NoFreeSlot {
         module: library.path().to_owned(),
     })
 }
