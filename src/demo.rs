@@ -174,22 +174,26 @@ pub fn run(root: &Path) -> Result<PathBuf, DemoError> {
     )?;
 
     let work = layout.path("ceremony/demo-fleet");
-    let witness_key = write_witness_key(&layout)?;
-    step(
-        &layout,
-        "sign the transcript as a witness",
-        &layout.fleet_conf(),
-        &[
-            "transcript",
-            "sign",
-            &runbook,
-            "--witness",
-            DEMO_WITNESS,
-            "--key",
-            &display(&witness_key),
-        ],
-        None,
-    )?;
+    for (name, role, folder) in DEMO_SIGNERS {
+        let key = write_signer_key(&layout, folder)?;
+        step(
+            &layout,
+            "sign the transcript in the room",
+            &layout.fleet_conf(),
+            &[
+                "transcript",
+                "sign",
+                &runbook,
+                "--witness",
+                name,
+                "--role",
+                role,
+                "--key",
+                &display(&key),
+            ],
+            None,
+        )?;
+    }
     step(
         &layout,
         "sign as the auditor",
@@ -298,15 +302,19 @@ fn write_auditor_key(layout: &Layout) -> Result<ed25519_dalek::VerifyingKey, Dem
     Ok(public)
 }
 
-/// Name of the demo's witness, who signs the transcript digest.
-const DEMO_WITNESS: &str = "Demo Witness";
+/// The demo's ceremony officer and witness, who sign the transcript digest: name, role
+/// and the folder of their key under `DIR/witnesses/`.
+const DEMO_SIGNERS: &[(&str, &str, &str)] = &[
+    ("Demo Officer", "officer", "demo-officer"),
+    ("Demo Witness", "witness", "demo-witness"),
+];
 
-/// Generates the witness's Ed25519 key (0600) and returns its path.
-fn write_witness_key(layout: &Layout) -> Result<PathBuf, DemoError> {
+/// Generates a signer's Ed25519 key (0600) and returns its path.
+fn write_signer_key(layout: &Layout, folder: &str) -> Result<PathBuf, DemoError> {
     let mut seed = Zeroizing::new([0u8; 32]);
     rand::rngs::OsRng.fill_bytes(seed.as_mut());
     let key = ed25519_dalek::SigningKey::from_bytes(&seed);
-    let path = layout.path("witnesses/demo-witness/witness-key.pem");
+    let path = layout.path(&format!("witnesses/{folder}/signing-key.pem"));
     write_new(&path, bundle::ed25519_key_file_pem(&key).as_bytes(), true)?;
     Ok(path)
 }

@@ -30,14 +30,29 @@ pub enum SignoffError {
     },
 }
 
-/// A witness's signature over a fleet's transcript digest.
+/// Role of a ceremony officer who signs the transcript.
+pub const ROLE_OFFICER: &str = "officer";
+
+/// Role of a witness who signs the transcript.
+pub const ROLE_WITNESS: &str = "witness";
+
+fn default_role() -> String {
+    ROLE_WITNESS.to_owned()
+}
+
+/// An officer's or witness's signature over a fleet's transcript digest. The signed bytes
+/// are [`signoff_message`]; the name and role are labels that the signature does not
+/// cover, so readers identify signers by `key_id`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Signoff {
     /// Always [`SIGNOFF_FORMAT`].
     pub format: String,
-    /// The witness's name as they want it published.
+    /// The signer's name as they want it published.
     pub witness: String,
+    /// The signer's role in the room: [`ROLE_OFFICER`] or [`ROLE_WITNESS`].
+    #[serde(default = "default_role")]
+    pub role: String,
     /// The fleet id.
     pub fleet_id: String,
     /// The transcript digest from the fleet-key document, hex.
@@ -57,9 +72,10 @@ pub fn signoff_message(fleet_id: &str, transcript_sha256: &str) -> Vec<u8> {
 }
 
 impl Signoff {
-    /// Signs the transcript digest of `fleet_id` as `witness`.
+    /// Signs the transcript digest of `fleet_id` as `witness` in `role`.
     pub fn sign(
         witness: &str,
+        role: &str,
         fleet_id: &str,
         transcript_sha256: &str,
         key: &SigningKey,
@@ -69,6 +85,7 @@ impl Signoff {
         Signoff {
             format: SIGNOFF_FORMAT.to_owned(),
             witness: witness.to_owned(),
+            role: role.to_owned(),
             fleet_id: fleet_id.to_owned(),
             transcript_sha256: transcript_sha256.to_owned(),
             public_key: ed25519_spki_pem(&public),
@@ -97,6 +114,12 @@ impl Signoff {
         fleet_id: &str,
         transcript_sha256: &str,
     ) -> Result<VerifyingKey, SignoffError> {
+        if self.role != ROLE_OFFICER && self.role != ROLE_WITNESS {
+            return Err(SignoffError::Invalid(format!(
+                "role {:?} of {} is neither {ROLE_OFFICER} nor {ROLE_WITNESS}",
+                self.role, self.witness
+            )));
+        }
         if self.format != SIGNOFF_FORMAT {
             return Err(SignoffError::Invalid(format!(
                 "unknown format {:?}",
@@ -141,7 +164,7 @@ mod tests {
 
     #[test]
     fn signoff_round_trip_verifies() {
-        let signoff = Signoff::sign("Ada", "fleet-1", &"ab".repeat(32), &key(1));
+        let signoff = Signoff::sign("Ada", ROLE_WITNESS, "fleet-1", &"ab".repeat(32), &key(1));
         let parsed = Signoff::from_json_bytes(&signoff.to_json_bytes()).expect("parses");
         parsed
             .verify("fleet-1", &"ab".repeat(32))
@@ -149,16 +172,23 @@ mod tests {
     }
 
     #[test]
+    fn signoff_rejects_unknown_role() {
+        let mut signoff = Signoff::sign("Ada", ROLE_WITNESS, "fleet-1", &"ab".repeat(32), &key(1));
+        signoff.role = "auditor".into();
+        assert!(signoff.verify("fleet-1", &"ab".repeat(32)).is_err());
+    }
+
+    #[test]
     fn signoff_rejects_other_transcript() {
-        let signoff = Signoff::sign("Ada", "fleet-1", &"ab".repeat(32), &key(1));
+        let signoff = Signoff::sign("Ada", ROLE_WITNESS, "fleet-1", &"ab".repeat(32), &key(1));
         assert!(signoff.verify("fleet-1", &"cd".repeat(32)).is_err());
         assert!(signoff.verify("fleet-2", &"ab".repeat(32)).is_err());
     }
 
     #[test]
     fn signoff_rejects_swapped_key() {
-        let mut signoff = Signoff::sign("Ada", "fleet-1", &"ab".repeat(32), &key(1));
-        let other = Signoff::sign("Bob", "fleet-1", &"ab".repeat(32), &key(2));
+        let mut signoff = Signoff::sign("Ada", ROLE_WITNESS, "fleet-1", &"ab".repeat(32), &key(1));
+        let other = Signoff::sign("Bob", ROLE_OFFICER, "fleet-1", &"ab".repeat(32), &key(2));
         signoff.public_key = other.public_key;
         signoff.key_id = other.key_id;
         let error = signoff

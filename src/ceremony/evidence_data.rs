@@ -276,7 +276,7 @@ fn signoffs(bundle_bytes: &[u8]) -> Vec<Value> {
         .map(|signoff| {
             json!({
                 "name": signoff.witness,
-                "role": "witness",
+                "role": signoff.role,
                 "key_id": signoff.key_id,
                 "transcript_sha256": signoff.transcript_sha256,
                 "signature": signoff.signature,

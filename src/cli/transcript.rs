@@ -22,9 +22,12 @@ pub enum Command {
 pub struct SignArgs {
     /// Runbook of the ceremony.
     pub runbook: PathBuf,
-    /// The witness's name as it will be published.
+    /// The signer's name as it will be published.
     #[arg(long)]
     pub witness: String,
+    /// The signer's role in the room.
+    #[arg(long, default_value = "witness", value_parser = ["witness", "officer"])]
+    pub role: String,
     /// The witness's Ed25519 private key, PKCS#8 PEM.
     #[arg(long)]
     pub key: PathBuf,
@@ -56,6 +59,7 @@ fn sign(args: &SignArgs) -> anyhow::Result<u8> {
     );
     let signoff = Signoff::sign(
         &args.witness,
+        &args.role,
         &document.fleet_id,
         &document.transcript_sha256,
         &key,
