@@ -26,7 +26,7 @@ use crate::bundle::{
 };
 use crate::fsutil::write_new;
 use crate::hsm::replicate::{self, OriginKey, Side};
-use crate::hsm::{self, HsmError, Library, Token, TokenSelector, keys};
+use crate::hsm::{self, HsmError, Library, Token, TokenCache, TokenSelector, keys};
 use crate::runbook::{self, Member, Runbook, TokenRef};
 use crate::shares::{self, CredentialSet, CustodianRecipient, MemberCredentials, ShareContext};
 use crate::transcript::Transcript;
@@ -59,6 +59,8 @@ struct Run<'a> {
     credentials: CredentialSet,
     ceremony: String,
     started_at: DateTime<Utc>,
+    /// Initialised tokens per PKCS#11 module, read once per run.
+    tokens: BTreeMap<PathBuf, TokenCache>,
 }
 
 /// Starts a new ceremony: writes the shares, initialises the tokens, generates,
@@ -89,6 +91,7 @@ pub fn deploy(runbook: &Runbook) -> Result<Deployed, CeremonyError> {
         credentials: CredentialSet::generate(&member_labels),
         ceremony: ceremony.clone(),
         started_at,
+        tokens: BTreeMap::new(),
     };
     run.record(
         action::STARTED,
@@ -136,6 +139,7 @@ pub fn resume(runbook: &Runbook, credentials: CredentialSet) -> Result<Deployed,
         credentials,
         ceremony,
         started_at,
+        tokens: BTreeMap::new(),
     };
     run.record(action::RESUMED, json!({"after": last_action}))?;
     run.hsm_steps()
@@ -256,12 +260,27 @@ impl Run<'_> {
         Ok(opened)
     }
 
+    /// Returns the token cache of `member`'s module, reading it on first use.
+    fn token_cache(&mut self, member: &Member) -> Result<&mut TokenCache, CeremonyError> {
+        if !self.tokens.contains_key(&member.module) {
+            let on_error = || CeremonyError::hsm("initialise token", &member.name);
+            let library = Library::load(&member.module).map_err(on_error())?;
+            let cache = TokenCache::read(&library).map_err(on_error())?;
+            self.tokens.insert(member.module.clone(), cache);
+        }
+        Ok(self
+            .tokens
+            .get_mut(&member.module)
+            .expect("the cache of this module was inserted above"))
+    }
+
     fn prepare_token(&mut self, member: &Member) -> Result<Token, CeremonyError> {
         let step = "initialise token";
         let label = token_label(&member.token);
-        let library =
-            Library::load(&member.module).map_err(CeremonyError::hsm(step, &member.name))?;
-        let found = match Token::find(&library, &TokenSelector::Label(label.clone())) {
+        let found = match self
+            .token_cache(member)?
+            .find(&TokenSelector::Label(label.clone()))
+        {
             Ok(token) => Some(token),
             Err(HsmError::TokenNotFound { .. }) => None,
             Err(error) => return Err(CeremonyError::hsm(step, &member.name)(error)),
@@ -285,17 +304,18 @@ impl Run<'_> {
         }
 
         let pins = self.pins(member)?;
+        let (so_pin, user_pin) = (pins.so_pin.clone(), pins.user_pin.clone());
         let (token, found_after_interruption) = match found {
             // The label was free when the ceremony started, so a token with it now was
             // initialised by an interrupted run. Its SO PIN proves it.
             Some(token) => {
                 if !token.user_pin_initialised {
                     token
-                        .set_first_user_pin(&pins.so_pin, &pins.user_pin)
+                        .set_first_user_pin(&so_pin, &user_pin)
                         .map_err(CeremonyError::hsm(step, &member.name))?;
                 } else {
                     token
-                        .login_so(&pins.so_pin)
+                        .login_so(&so_pin)
                         .and_then(|session| {
                             session
                                 .logout()
@@ -307,7 +327,9 @@ impl Run<'_> {
             }
             None => {
                 tracing::info!(member = %member.name, token = %label, "initialising token");
-                let token = Token::initialise(&library, &label, &pins.so_pin, &pins.user_pin)
+                let token = self
+                    .token_cache(member)?
+                    .initialise(&label, &so_pin, &user_pin)
                     .map_err(CeremonyError::hsm(step, &member.name))?;
                 (token, false)
             }

@@ -52,29 +52,7 @@ pub struct Token {
 impl Token {
     /// Finds the one initialised token that matches `selector`.
     pub fn find(library: &Library, selector: &TokenSelector) -> Result<Token, HsmError> {
-        let mut matches = Vec::new();
-        for token in list(library)? {
-            let hit = match selector {
-                TokenSelector::Label(label) => &token.label == label,
-                TokenSelector::Serial(serial) => &token.serial == serial,
-            };
-            if hit {
-                matches.push(token);
-            }
-        }
-
-        match matches.len() {
-            1 => Ok(matches.remove(0)),
-            0 => Err(HsmError::TokenNotFound {
-                selector: selector.to_string(),
-                module: library.path().to_owned(),
-            }),
-            count => Err(HsmError::AmbiguousToken {
-                selector: selector.to_string(),
-                count,
-                module: library.path().to_owned(),
-            }),
-        }
+        select(library, list(library)?, selector)
     }
 
     /// Initialises a new token with `label` in a free slot, sets the user PIN, and returns
@@ -90,10 +68,21 @@ impl Token {
         let _guard = INITIALISING
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let context = library.context();
-        let slot = free_slot_for(library, label)?;
+        let slot = free_slot_for(library, label, &[])?;
+        Token::initialise_in_slot(library, slot, label, so_pin, user_pin)
+    }
 
-        context
+    /// Initialises the free `slot` with `label`, then sets the user PIN as the security
+    /// officer. The caller holds [`INITIALISING`].
+    fn initialise_in_slot(
+        library: &Library,
+        slot: Slot,
+        label: &str,
+        so_pin: &SecretString,
+        user_pin: &SecretString,
+    ) -> Result<Token, HsmError> {
+        library
+            .context()
             .init_token(slot, so_pin, label)
             .on(label, "initialise the token")?;
         tracing::info!(token = label, "initialised token");
@@ -212,6 +201,33 @@ impl Token {
     }
 }
 
+/// Picks the one token of `tokens` that matches `selector`; never picks one of several.
+pub(super) fn select(
+    library: &Library,
+    tokens: Vec<Token>,
+    selector: &TokenSelector,
+) -> Result<Token, HsmError> {
+    let mut matches: Vec<Token> = tokens
+        .into_iter()
+        .filter(|token| match selector {
+            TokenSelector::Label(label) => &token.label == label,
+            TokenSelector::Serial(serial) => &token.serial == serial,
+        })
+        .collect();
+    match matches.len() {
+        1 => Ok(matches.remove(0)),
+        0 => Err(HsmError::TokenNotFound {
+            selector: selector.to_string(),
+            module: library.path().to_owned(),
+        }),
+        count => Err(HsmError::AmbiguousToken {
+            selector: selector.to_string(),
+            count,
+            module: library.path().to_owned(),
+        }),
+    }
+}
+
 /// Lists the initialised tokens of a module.
 pub fn list(library: &Library) -> Result<Vec<Token>, HsmError> {
     let context = library.context();
@@ -259,12 +275,23 @@ fn free_slot(library: &Library) -> Result<Slot, HsmError> {
 /// Finds a free slot for a new token labelled `label` in one pass over the slots, and
 /// rejects the label when an initialised token already has it, because initialising
 /// erases every object on a token.
-fn free_slot_for(library: &Library, label: &str) -> Result<Slot, HsmError> {
+fn free_slot_for(library: &Library, label: &str, known: &[Token]) -> Result<Slot, HsmError> {
+    if known.iter().any(|token| token.label == label) {
+        return Err(HsmError::TokenExists {
+            label: label.to_owned(),
+            module: library.path().to_owned(),
+        });
+    }
     let context = library.context();
     let module = library.path().display().to_string();
     let slots = context.get_slots_with_token().on(&module, "list slots")?;
     let mut free = None;
-    for slot in slots {
+    // Slots of known tokens hold initialised tokens with other labels; only the rest are
+    // read.
+    for slot in slots
+        .into_iter()
+        .filter(|slot| !known.iter().any(|token| token.slot.id() == slot.id()))
+    {
         let info = context
             .get_token_info(slot)
             .on(&module, "read token information")?;
@@ -280,6 +307,58 @@ fn free_slot_for(library: &Library, label: &str) -> Result<Slot, HsmError> {
     free.ok_or_else(|| HsmError::NoFreeSlot {
         module: library.path().to_owned(),
     })
+}
+
+/// The initialised tokens of one module, read once and kept up to date as the ceremony
+/// initialises more, so a ceremony over n members reads each slot's token information
+/// about once rather than n times.
+#[derive(Debug)]
+pub struct TokenCache {
+    library: Library,
+    tokens: Vec<Token>,
+}
+
+impl TokenCache {
+    /// Reads the initialised tokens of `library`.
+    pub fn read(library: &Library) -> Result<TokenCache, HsmError> {
+        Ok(TokenCache {
+            library: library.clone(),
+            tokens: list(library)?,
+        })
+    }
+
+    /// Finds the one token that matches `selector`, as [`Token::find`] does.
+    pub fn find(&self, selector: &TokenSelector) -> Result<Token, HsmError> {
+        select(&self.library, self.tokens.clone(), selector)
+    }
+
+    /// Initialises a new token with `label`, as [`Token::initialise`] does, and adds it to
+    /// the cache. Slots of cached tokens are not read again.
+    pub fn initialise(
+        &mut self,
+        label: &str,
+        so_pin: &SecretString,
+        user_pin: &SecretString,
+    ) -> Result<Token, HsmError> {
+        let _guard = INITIALISING
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let slot = free_slot_for(&self.library, label, &self.tokens)?;
+        let token = Token::initialise_in_slot(&self.library, slot, label, so_pin, user_pin)?;
+        self.tokens.push(token.clone());
+        Ok(token)
+    }
+
+    /// Records that `token` has changed, for example that its user PIN is now set.
+    pub fn update(&mut self, token: &Token) {
+        if let Some(cached) = self
+            .tokens
+            .iter_mut()
+            .find(|cached| cached.slot.id() == token.slot.id())
+        {
+            *cached = token.clone();
+        }
+    }
 }
 
 /// Returns the mechanisms of the first free slot (a present but uninitialised token), or
