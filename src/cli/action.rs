@@ -1,8 +1,6 @@
 //! `check` and `run` for quorum-action runbooks: `retire`, `add-member` and
 //! `rotate-custodians`.
 
-use std::io::{BufRead, IsTerminal, Write};
-
 use anyhow::bail;
 
 use super::quorum::QuorumArgs;
@@ -36,6 +34,14 @@ pub fn check(runbook: &QuorumRunbook, quorum_args: &QuorumArgs) -> anyhow::Resul
     Ok(super::EXIT_OK)
 }
 
+/// Asks the officer to type the fleet id before `what` happens, unless `yes`.
+fn confirm(runbook: &QuorumRunbook, what: &str, yes: bool) -> anyhow::Result<()> {
+    if yes {
+        return Ok(());
+    }
+    super::confirm::confirm(&runbook.fleet.id, what)
+}
+
 /// Runs the action after a quorum of shares is recovered and the officer confirms.
 pub fn run(runbook: &QuorumRunbook, quorum_args: &QuorumArgs, yes: bool) -> anyhow::Result<u8> {
     eprint!("{}", plan(runbook));
@@ -53,11 +59,7 @@ pub fn run(runbook: &QuorumRunbook, quorum_args: &QuorumArgs, yes: bool) -> anyh
                 runbook,
                 &quorum::check_retire(runbook, retire, Some(&recovered)),
             )?;
-            confirm(
-                runbook,
-                "This destroys the fleet key on every member above",
-                yes,
-            )?;
+            confirm(runbook, "destroys the fleet key on every member above", yes)?;
             let retired = quorum::retire(runbook, retire, &recovered)?;
             for (member, objects) in &retired.destroyed {
                 eprintln!("member {member}: {objects} fleet key object(s) destroyed, none left");
@@ -73,7 +75,7 @@ pub fn run(runbook: &QuorumRunbook, quorum_args: &QuorumArgs, yes: bool) -> anyh
             )?;
             confirm(
                 runbook,
-                "This initialises the new member's token and copies the fleet key to it",
+                "initialises the new member's token and copies the fleet key to it",
                 yes,
             )?;
             let added = quorum::add_member(runbook, add, recovered)?;
@@ -89,7 +91,7 @@ pub fn run(runbook: &QuorumRunbook, quorum_args: &QuorumArgs, yes: bool) -> anyh
             report(runbook, &quorum::check_rotate(runbook, rotate))?;
             confirm(
                 runbook,
-                "This writes a new share set for the custodians above",
+                "writes a new share set for the custodians above",
                 yes,
             )?;
             let rotated = quorum::rotate(runbook, rotate, &inputs)?;
@@ -187,25 +189,4 @@ fn plan(runbook: &QuorumRunbook) -> String {
     }
     text.push_str(&format!("transcript: {}\n", runbook.transcript().display()));
     text
-}
-
-/// Asks the officer to type the fleet id before anything is changed, unless `--yes`.
-fn confirm(runbook: &QuorumRunbook, what: &str, yes: bool) -> anyhow::Result<()> {
-    if yes {
-        return Ok(());
-    }
-    let fleet_id = &runbook.fleet.id;
-    if !std::io::stdin().is_terminal() {
-        bail!(
-            "confirmation needed before anything is changed, but standard input is not a terminal\nhint: pass --yes for a scripted rehearsal"
-        );
-    }
-    eprint!("{what}. Type the fleet id ({fleet_id}) to go on: ");
-    std::io::stderr().flush()?;
-    let mut answer = String::new();
-    std::io::stdin().lock().read_line(&mut answer)?;
-    if answer.trim() != fleet_id {
-        bail!("the answer did not match the fleet id; nothing was changed");
-    }
-    Ok(())
 }

@@ -11,7 +11,7 @@ use crate::ceremony::CeremonyError;
 pub fn confirm(expected: &str, what: &str) -> anyhow::Result<()> {
     if !std::io::stdin().is_terminal() {
         bail!(
-            "confirmation needed before {what}, but standard input is not a terminal\nhint: pass --yes for a scripted run"
+            "confirmation needed: this {what}, but standard input is not a terminal\nhint: pass --yes for a scripted run"
         );
     }
     eprint!("This {what}. Type the fleet id ({expected}) to go on: ");
