@@ -12,8 +12,8 @@ use crate::bundle::{
 };
 use crate::ceremony::{AUDITOR_SIGNATURE_FILE, LOG_PROOF_FILE, OPERATOR_SIGNATURE_FILE};
 use crate::fsutil::write_new;
-use crate::hsm::{Library, Token, TokenSelector, sign};
-use crate::runbook::{self, Signer, TokenRef};
+use crate::hsm::{Library, Token, sign};
+use crate::runbook::{self, Signer};
 
 /// Subcommands of `bundle`.
 #[derive(Debug, clap::Subcommand)]
@@ -211,11 +211,7 @@ fn countersign(args: &CountersignArgs) -> anyhow::Result<u8> {
             key_label,
         } => {
             let library = Library::load(module)?;
-            let selector = match token {
-                TokenRef::Label(label) => TokenSelector::Label(label.clone()),
-                TokenRef::Serial(serial) => TokenSelector::Serial(serial.clone()),
-            };
-            let token = Token::find(&library, &selector)?;
+            let token = Token::find(&library, &token.selector())?;
             let pin = super::pin::read_pin(
                 &format!("user PIN of token {}: ", token.label),
                 args.pin_stdin,

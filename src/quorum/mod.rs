@@ -15,7 +15,7 @@ pub use rotate::{Rotated, check_rotate, rotate};
 
 use crate::ceremony::preflight::Problem;
 use crate::fsutil::WriteError;
-use crate::hsm::{HsmError, Library, Token, TokenSelector};
+use crate::hsm::{HsmError, Library, Token};
 use crate::runbook::{Fleet, Member, QuorumRunbook, TokenRef};
 use crate::shares::{MemberCredentials, Recovered, ShareError};
 use crate::transcript::TranscriptError;
@@ -177,11 +177,7 @@ fn pins_of<'a>(
 /// Finds a member's token by the runbook's label or serial.
 fn find_token(member: &Member) -> Result<Token, HsmError> {
     let library = Library::load(&member.module)?;
-    let selector = match &member.token {
-        TokenRef::Label(label) => TokenSelector::Label(label.clone()),
-        TokenRef::Serial(serial) => TokenSelector::Serial(serial.clone()),
-    };
-    Token::find(&library, &selector)
+    Token::find(&library, &member.token.selector())
 }
 
 /// Returns the current time as RFC 3339 UTC text with a `Z`.

@@ -126,6 +126,16 @@ pub enum TokenRef {
     Serial(String),
 }
 
+impl TokenRef {
+    /// Returns the HSM layer's selector for this token.
+    pub fn selector(&self) -> crate::hsm::TokenSelector {
+        match self {
+            Self::Label(label) => crate::hsm::TokenSelector::Label(label.clone()),
+            Self::Serial(serial) => crate::hsm::TokenSelector::Serial(serial.clone()),
+        }
+    }
+}
+
 impl std::fmt::Display for TokenRef {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
