@@ -68,19 +68,19 @@ impl Layout {
     fn path(&self, relative: &str) -> PathBuf {
         self.root.join(relative)
     }
-    /// SoftHSM configuration of the fleet's tokens.
+    /// Returns the path of the SoftHSM configuration of the fleet's tokens.
     pub fn fleet_conf(&self) -> PathBuf {
         self.path("softhsm2.conf")
     }
-    /// SoftHSM configuration of the operator's token.
+    /// Returns the path of the SoftHSM configuration of the operator's token.
     pub fn operator_conf(&self) -> PathBuf {
         self.path("operator/softhsm2.conf")
     }
-    /// The runbook.
+    /// Returns the path of the runbook.
     pub fn runbook(&self) -> PathBuf {
         self.path("runbook.yaml")
     }
-    /// The trust file.
+    /// Returns the path of the trust file.
     pub fn trust(&self) -> PathBuf {
         self.path("keys-public/trust.yaml")
     }

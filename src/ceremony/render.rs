@@ -16,7 +16,7 @@ use crate::fsutil::write_new;
 use crate::runbook::{self, FLEET_KEY_FILE, TRANSCRIPT_FILE};
 use crate::transcript::Transcript;
 
-/// What the evidence is rendered from: the signed files of a ceremony.
+/// Inputs of the evidence rendering: the signed files of a ceremony.
 #[derive(Debug, Clone)]
 pub struct EvidenceInputs {
     /// Exact bytes of `fleet-key.json`.
@@ -51,7 +51,8 @@ impl EvidenceFiles {
     }
 }
 
-/// What [`rerender`] wrote, and whether it matches the run's own rendering.
+/// Result of [`rerender`]: the files written, and whether each matches the run's own
+/// rendering.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rerendered {
     /// The new evidence folder.

@@ -26,7 +26,7 @@ pub enum HsmError {
     Pkcs11 {
         /// Token label or selector.
         token: String,
-        /// What the tool was doing, as a verb phrase.
+        /// Action the tool was taking, as a verb phrase.
         action: &'static str,
         /// The PKCS#11 function that failed.
         function: Function,
@@ -38,7 +38,7 @@ pub enum HsmError {
     Binding {
         /// Token label or selector.
         token: String,
-        /// What the tool was doing.
+        /// Action the tool was taking.
         action: &'static str,
         /// The binding's error.
         source: CryptokiError,
@@ -114,7 +114,7 @@ pub enum HsmError {
         token: String,
         /// Mechanism name.
         mechanism: String,
-        /// Why it is needed.
+        /// Purpose of the mechanism in the ceremony.
         purpose: &'static str,
     },
     /// An attribute read back from the token has an unexpected value.

@@ -13,7 +13,7 @@ use super::{HsmError, Library};
 /// Serialises token initialisation within the process.
 static INITIALISING: Mutex<()> = Mutex::new(());
 
-/// How the runbook names a token. Slot numbers are never used because they change when
+/// Selector of a token, as a runbook names it. Slot numbers are never used because they change when
 /// tokens are added.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TokenSelector {
@@ -73,7 +73,7 @@ impl Token {
     }
 
     /// Initialises the free `slot` with `label`, then sets the user PIN as the security
-    /// officer. The caller holds [`INITIALISING`].
+    /// officer. The caller must hold the [`INITIALISING`] lock.
     fn initialise_in_slot(
         library: &Library,
         slot: Slot,
