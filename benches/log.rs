@@ -1,87 +1,146 @@
-//! Audit log benchmark: `Log::append` throughput on disk, inclusion proofs read from the
-//! tiles of trees up to a million leaves, and checkpoint plus proof verification. Writes
-//! the checkpoint, verifier key and proof of the largest tree for the Go comparison
-//! program in `benches/go/proofbench`.
+//! Audit log benchmark: `Log::append` of one million auditor entries on disk, with how
+//! throughput, proof time and the auditor's history check grow with the tree, and
+//! checkpoint plus proof verification. Writes the checkpoint, verifier key and proof of
+//! the full tree for the Go comparison program in `benches/go/proofbench`.
 //!
-//! Run: `cargo bench --bench log -- [OUT_DIR]`. Prints Markdown tables on stdout.
+//! Run: `cargo bench --bench log -- [OUT_DIR] [ENTRIES]`. Prints Markdown tables on
+//! stdout. ENTRIES defaults to one million; the log takes about 0.5 KB of disk per entry.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use fleet_ceremony::bundle::{LogEntry, check_append, log_append::read_history};
 use fleet_ceremony::log::note::TYPE_ED25519;
-use fleet_ceremony::log::tile::{TILE_WIDTH, tile_path};
-use fleet_ceremony::log::{
-    Checkpoint, DirTileReader, Hash, Log, SignerKey, TileHashes, leaf_hash, prove_inclusion,
-    root_from_leaf_hashes, tree_root, verify_inclusion,
-};
+use fleet_ceremony::log::{Checkpoint, Hash, Log, SignerKey, leaf_hash, verify_inclusion};
+use sha2::{Digest, Sha256};
 
-/// Origin line of the benchmark logs.
+/// Origin line of the benchmark log.
 const ORIGIN: &str = "bench.example.com/log";
 
-/// Bytes per appended entry: about the size of an encoded auditor statement entry.
-const ENTRY_LEN: usize = 160;
+/// Entries appended by default.
+const DEFAULT_ENTRIES: u64 = 1_000_000;
 
-/// Tree sizes for `Log::append`, which writes and syncs files for every entry.
-const APPEND_SIZES: [u64; 2] = [1_000, 10_000];
+/// Entries between checkpoints in the large run: an auditor publishing a batch.
+const BATCH: u64 = 1_000;
 
-/// Tree sizes for proofs read from tiles.
-const PROOF_SIZES: [u64; 3] = [10_000, 100_000, 1_000_000];
+/// Entries in the run that publishes a checkpoint after every entry, as `log append` does.
+const SINGLE_RUN: u64 = 1_000;
+
+/// Namespaces the entries are spread over, each with its own epoch sequence.
+const NAMESPACES: u64 = 1_000;
 
 /// Repetitions of each timed proof or verification, to average out timer resolution.
 const REPEAT: u32 = 1_000;
 
 fn main() {
-    let out = std::env::args()
+    let args: Vec<String> = std::env::args()
         .skip(1)
-        .find(|arg| !arg.starts_with('-'))
-        .map_or_else(
-            || std::env::temp_dir().join("fleet-ceremony-log-bench"),
-            PathBuf::from,
-        );
+        .filter(|arg| !arg.starts_with('-'))
+        .collect();
+    let out = args.first().map_or_else(
+        || std::env::temp_dir().join("fleet-ceremony-log-bench"),
+        PathBuf::from,
+    );
+    let total = args
+        .get(1)
+        .map(|count| count.parse().expect("ENTRIES is a number"))
+        .unwrap_or(DEFAULT_ENTRIES);
     std::fs::create_dir_all(&out).expect("create the output folder");
     let signer = SignerKey::generate(ORIGIN, TYPE_ED25519).expect("valid key name");
 
-    bench_append(&out, &signer);
-    let largest = bench_proofs(&out);
-    bench_verification(&out, &signer, &largest);
+    bench_single(&out, &signer);
+    let log = bench_batches(&out, &signer, total);
+    bench_proofs(&log);
+    bench_history(&log);
+    bench_verification(&out, &signer, &log);
 }
 
+/// The auditor entry number `index`: namespace `index % NAMESPACES`, whose epochs count
+/// up from 1, and a digest no other entry has.
 fn entry(index: u64) -> Vec<u8> {
-    let mut bytes = vec![0x5a; ENTRY_LEN];
-    bytes[..8].copy_from_slice(&index.to_be_bytes());
-    bytes
+    LogEntry {
+        namespace: format!("bench.example.com/fleet-{:04}", index % NAMESPACES),
+        epoch: index / NAMESPACES + 1,
+        digest: Sha256::digest(index.to_be_bytes()).into(),
+        timestamp_ms: 1_780_000_000_000 + index,
+        ciphersuite: 0x0003,
+        auditor_key_id: "5a".repeat(32),
+        auditor_signature: [0x42; 64],
+    }
+    .encode()
 }
 
 fn per_op(total: Duration, count: u64) -> f64 {
     total.as_secs_f64() * 1e6 / count as f64
 }
 
-fn bench_append(out: &Path, signer: &SignerKey) {
-    println!(
-        "| entries appended | total (s) | per append (µs) | appends per second | files | bytes on disk |"
-    );
+/// Times a checkpoint after every append, the store's part of one `log append`.
+fn bench_single(out: &Path, signer: &SignerKey) {
+    let dir = out.join("single");
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut log = Log::init(&dir, ORIGIN, signer.clone()).expect("init the log");
+    let start = Instant::now();
+    for index in 0..SINGLE_RUN {
+        log.append(&entry(index)).expect("append");
+        log.checkpoint().expect("sign a checkpoint");
+    }
+    let elapsed = start.elapsed();
+    let (files, bytes) = disk_usage(&dir);
+    println!("| run | entries | total (s) | per entry (µs) | files | bytes on disk |");
     println!("| --- | --- | --- | --- | --- | --- |");
-    for size in APPEND_SIZES {
-        let dir = out.join(format!("append-{size}"));
-        let _ = std::fs::remove_dir_all(&dir);
-        let mut log = Log::init(&dir, ORIGIN, signer.clone()).expect("init the log");
+    println!(
+        "| append + checkpoint each | {SINGLE_RUN} | {:.2} | {:.0} | {files} | {bytes} |",
+        elapsed.as_secs_f64(),
+        per_op(elapsed, SINGLE_RUN),
+    );
+    println!();
+    drop(log);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Appends `total` entries with a checkpoint every [`BATCH`], timing each tenth.
+fn bench_batches(out: &Path, signer: &SignerKey, total: u64) -> Log {
+    let dir = out.join("large");
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut log = Log::init(&dir, ORIGIN, signer.clone()).expect("init the log");
+    let step = (total / 10).max(BATCH);
+    println!(
+        "| tree size after | appends in step | step time (s) | per append (µs) | appends per second | files | bytes on disk |"
+    );
+    println!("| --- | --- | --- | --- | --- | --- | --- |");
+    let run_start = Instant::now();
+    let mut appended = 0;
+    while appended < total {
+        let end = (appended + step).min(total);
         let start = Instant::now();
-        for index in 0..size {
+        for index in appended..end {
             log.append(&entry(index)).expect("append");
+            if (index + 1).is_multiple_of(BATCH) {
+                log.checkpoint().expect("sign a checkpoint");
+            }
         }
         log.checkpoint().expect("sign a checkpoint");
         let elapsed = start.elapsed();
         let (files, bytes) = disk_usage(&dir);
         println!(
-            "| {size} | {:.2} | {:.0} | {:.0} | {files} | {bytes} |",
+            "| {end} | {} | {:.2} | {:.1} | {:.0} | {files} | {bytes} |",
+            end - appended,
             elapsed.as_secs_f64(),
-            per_op(elapsed, size),
-            size as f64 / elapsed.as_secs_f64(),
+            per_op(elapsed, end - appended),
+            (end - appended) as f64 / elapsed.as_secs_f64(),
         );
-        drop(log);
-        let _ = std::fs::remove_dir_all(&dir);
+        appended = end;
     }
+    let elapsed = run_start.elapsed();
     println!();
+    println!(
+        "{total} appends with a checkpoint every {BATCH}: {:.1} s, {:.0} appends per second \
+         (the step times exclude counting files).",
+        elapsed.as_secs_f64(),
+        total as f64 / elapsed.as_secs_f64(),
+    );
+    println!();
+    log
 }
 
 fn disk_usage(dir: &Path) -> (u64, u64) {
@@ -103,63 +162,26 @@ fn disk_usage(dir: &Path) -> (u64, u64) {
     (files, bytes)
 }
 
-/// A tree written as hash tiles only, in the tlog-tiles layout that `Log` writes.
-struct TileTree {
-    dir: PathBuf,
-    size: u64,
-    root: Hash,
-    leaves: Vec<Hash>,
+/// Tree sizes at which proofs are timed: powers of ten up to the log size, and the size.
+fn proof_sizes(size: u64) -> Vec<u64> {
+    let mut sizes: Vec<u64> = std::iter::successors(Some(1_000u64), |size| size.checked_mul(10))
+        .take_while(|candidate| *candidate < size)
+        .collect();
+    sizes.push(size);
+    sizes
 }
 
-/// Writes the hash tiles of a tree of `size` leaves: every full tile, and the partial
-/// tile at the right edge of each level. Entry bundles are not written.
-fn write_tile_tree(dir: &Path, size: u64) -> TileTree {
-    let _ = std::fs::remove_dir_all(dir);
-    let leaves: Vec<Hash> = (0..size).map(|index| leaf_hash(&entry(index))).collect();
-    let mut level_hashes = leaves.clone();
-    let mut level = 0u8;
-    while !level_hashes.is_empty() {
-        let mut next = Vec::new();
-        for (index, chunk) in level_hashes.chunks(TILE_WIDTH as usize).enumerate() {
-            let path = dir.join(tile_path(level, index as u64, chunk.len() as u64));
-            std::fs::create_dir_all(path.parent().expect("tile paths have a folder"))
-                .expect("create a tile folder");
-            let bytes: Vec<u8> = chunk.iter().flat_map(|hash| hash.0).collect();
-            std::fs::write(&path, bytes).expect("write a tile");
-            if chunk.len() as u64 == TILE_WIDTH {
-                next.push(root_from_leaf_hashes(chunk));
-            }
-        }
-        level_hashes = next;
-        level += 1;
-    }
-    let root = root_from_leaf_hashes(&leaves);
-    TileTree {
-        dir: dir.to_owned(),
-        size,
-        root,
-        leaves,
-    }
-}
-
-/// Times tree roots and inclusion proofs read from tiles; returns the largest tree.
-fn bench_proofs(out: &Path) -> TileTree {
+/// Times roots and inclusion and consistency proofs read from the log's tiles.
+fn bench_proofs(log: &Log) {
     println!(
-        "| tree size | write tiles (s) | root from tiles (µs) | inclusion proof, first leaf (µs) | last leaf (µs) | middle leaf (µs) | proof hashes |"
+        "| tree size | root from tiles (µs) | inclusion proof, first leaf (µs) | last leaf (µs) | middle leaf (µs) | proof hashes | consistency proof from half (µs) |"
     );
     println!("| --- | --- | --- | --- | --- | --- | --- |");
-    let mut largest = None;
-    for size in PROOF_SIZES {
-        let start = Instant::now();
-        let tree = write_tile_tree(&out.join(format!("tiles-{size}")), size);
-        let written = start.elapsed();
-        let reader = DirTileReader::new(&tree.dir);
-        let hashes = TileHashes::new(&reader, size);
-
+    for size in proof_sizes(log.size()) {
+        let root = log.root_at(size).expect("root from tiles");
         let start = Instant::now();
         for _ in 0..REPEAT {
-            let root = tree_root(&hashes, size).expect("root from tiles");
-            assert_eq!(root, tree.root, "tiles and leaves give different roots");
+            std::hint::black_box(log.root_at(size).expect("root from tiles"));
         }
         let root_time = per_op(start.elapsed(), REPEAT.into());
 
@@ -168,49 +190,79 @@ fn bench_proofs(out: &Path) -> TileTree {
         for index in [0, size - 1, size / 2] {
             let start = Instant::now();
             for _ in 0..REPEAT {
-                let proof = prove_inclusion(&hashes, index, size).expect("inclusion proof");
-                proof_len = proof.len();
-                std::hint::black_box(proof);
+                std::hint::black_box(log.prove_inclusion(index, size).expect("inclusion proof"));
             }
             proof_times.push(per_op(start.elapsed(), REPEAT.into()));
-            let proof = prove_inclusion(&hashes, index, size).expect("inclusion proof");
-            verify_inclusion(
-                &tree.leaves[index as usize],
-                index,
-                size,
-                &proof,
-                &tree.root,
-            )
-            .expect("the proof verifies");
+            let proof = log.prove_inclusion(index, size).expect("inclusion proof");
+            proof_len = proof.len();
+            verify_inclusion(&leaf_hash(&entry(index)), index, size, &proof, &root)
+                .expect("the proof verifies");
         }
+        let start = Instant::now();
+        for _ in 0..REPEAT {
+            std::hint::black_box(
+                log.prove_consistency(size / 2, size)
+                    .expect("consistency proof"),
+            );
+        }
+        let consistency = per_op(start.elapsed(), REPEAT.into());
         println!(
-            "| {size} | {:.2} | {root_time:.0} | {:.0} | {:.0} | {:.0} | {proof_len} |",
-            written.as_secs_f64(),
-            proof_times[0],
-            proof_times[1],
-            proof_times[2],
+            "| {size} | {root_time:.0} | {:.0} | {:.0} | {:.0} | {proof_len} | {consistency:.0} |",
+            proof_times[0], proof_times[1], proof_times[2],
         );
-        largest = Some(tree);
     }
     println!();
-    largest.expect("at least one proof size")
+}
+
+/// Times what `log append` does besides appending: read every entry of the log and check
+/// the auditor rules for one new entry.
+fn bench_history(log: &Log) {
+    println!("| tree size | read and parse the history (s) | check one new entry (ms) |");
+    println!("| --- | --- | --- |");
+    let next = LogEntry::parse(&entry(log.size())).expect("a valid entry");
+    for size in proof_sizes(log.size()) {
+        let start = Instant::now();
+        let entries = log.entries(0, size).expect("read the entries");
+        let history: Vec<LogEntry> = entries
+            .iter()
+            .map(|bytes| LogEntry::parse(bytes).expect("a valid entry"))
+            .collect();
+        let read = start.elapsed();
+        let start = Instant::now();
+        if size == log.size() {
+            check_append(&history, &next).expect("the next entry follows the rules");
+        } else {
+            std::hint::black_box(check_append(&history, &next).is_ok());
+        }
+        let check = start.elapsed();
+        println!(
+            "| {size} | {:.2} | {:.1} |",
+            read.as_secs_f64(),
+            check.as_secs_f64() * 1e3
+        );
+    }
+    // The library's own reader agrees with the one timed above.
+    assert_eq!(
+        read_history(log).expect("read the history").len() as u64,
+        log.size()
+    );
+    println!();
 }
 
 /// Times checkpoint opening plus inclusion proof verification, and writes the inputs of
 /// the same check for the Go program: `checkpoint`, `verifier.key` and `proof.txt`.
-fn bench_verification(out: &Path, signer: &SignerKey, tree: &TileTree) {
-    let size = tree.size;
+fn bench_verification(out: &Path, signer: &SignerKey, log: &Log) {
+    let size = log.size();
     let index = size / 2;
     let checkpoint = Checkpoint {
         origin: ORIGIN.to_owned(),
         size,
-        root: tree.root,
+        root: log.root().expect("root"),
         extensions: Vec::new(),
     };
     let note = checkpoint.sign(signer).expect("sign the checkpoint");
-    let reader = DirTileReader::new(&tree.dir);
-    let proof = prove_inclusion(&TileHashes::new(&reader, size), index, size).expect("proof");
-    let leaf = tree.leaves[index as usize];
+    let proof = log.prove_inclusion(index, size).expect("proof");
+    let leaf = leaf_hash(&entry(index));
 
     std::fs::write(out.join("checkpoint"), &note).expect("write the checkpoint");
     std::fs::write(out.join("verifier.key"), signer.verifier().to_string())
@@ -228,7 +280,7 @@ fn bench_verification(out: &Path, signer: &SignerKey, tree: &TileTree) {
     let both = per_op(start.elapsed(), iterations.into());
     let start = Instant::now();
     for _ in 0..iterations {
-        verify_inclusion(&leaf, index, size, &proof, &tree.root).expect("proof");
+        verify_inclusion(&leaf, index, size, &proof, &checkpoint.root).expect("proof");
     }
     let proof_only = per_op(start.elapsed(), iterations.into());
     println!("| check (tree of {size}, leaf {index}) | µs per check |");

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use fleet_ceremony::log::note::TYPE_ED25519;
 use fleet_ceremony::log::{
-    Checkpoint, DirTileReader, Log, SignerKey, StoreError, leaf_hash, root_from_leaf_hashes,
+    Checkpoint, DirTileReader, Hash, Log, SignerKey, StoreError, leaf_hash, root_from_leaf_hashes,
     verify_consistency, verify_inclusion, verify_tiles,
 };
 
@@ -139,6 +139,7 @@ fn crash_before_checkpoint_keeps_tree_consistent() {
             log.append(&entry(&format!("lost{round}"), i)).unwrap();
         }
         drop(log);
+        std::fs::create_dir_all(dir.join("tile/0")).unwrap();
         std::fs::write(dir.join("tile/0/.tmp-crashed"), b"torn").unwrap();
 
         // The reopened log continues from the published checkpoint.
@@ -171,4 +172,76 @@ fn crash_before_checkpoint_keeps_tree_consistent() {
         }
         previous = current;
     }
+}
+
+/// Partial tiles exist only for checkpointed sizes, and a checkpoint deletes those a full
+/// tile replaces; proofs for earlier sizes then read the full tiles.
+#[test]
+fn checkpoint_keeps_only_needed_partial_tiles() {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path();
+    let mut log = Log::init(dir, ORIGIN, signer()).unwrap();
+    let mut leaves = Vec::new();
+    fn append(log: &mut Log, leaves: &mut Vec<Hash>, count: u64) {
+        for _ in 0..count {
+            let data = entry("p", leaves.len() as u64);
+            leaves.push(leaf_hash(&data));
+            log.append(&data).unwrap();
+        }
+    }
+
+    append(&mut log, &mut leaves, 100);
+    assert!(
+        !dir.join("tile/0/000.p/100").exists(),
+        "written before the checkpoint"
+    );
+    log.checkpoint().unwrap();
+    assert!(dir.join("tile/0/000.p/100").is_file());
+    assert!(dir.join("tile/entries/000.p/100").is_file());
+
+    append(&mut log, &mut leaves, 60);
+    log.checkpoint().unwrap();
+    assert!(dir.join("tile/0/000.p/160").is_file());
+    // Kept: a client may still hold the checkpoint of size 100.
+    assert!(dir.join("tile/0/000.p/100").is_file());
+    let partials = |path: &str| {
+        std::fs::read_dir(dir.join(path))
+            .map(|items| items.count())
+            .unwrap_or(0)
+    };
+    assert_eq!(partials("tile/0/000.p"), 2, "one partial per checkpoint");
+
+    append(&mut log, &mut leaves, 300);
+    // Tile 000 is full now, but its partials stay until a checkpoint covers it.
+    assert!(dir.join("tile/0/000").is_file());
+    assert!(dir.join("tile/0/000.p/160").is_file());
+    log.checkpoint().unwrap();
+    for gone in ["tile/0/000.p", "tile/entries/000.p"] {
+        assert!(!dir.join(gone).exists(), "{gone} was not deleted");
+    }
+    assert!(dir.join("tile/0/001.p/204").is_file());
+    assert!(dir.join("tile/1/000.p/1").is_file());
+
+    // Earlier sizes still prove, from the full tiles, through the log and a plain reader.
+    let size = leaves.len() as u64;
+    for (index, old) in [(0, 100), (99, 100), (150, 160), (459, size)] {
+        let root = root_from_leaf_hashes(&leaves[..old as usize]);
+        assert_eq!(log.root_at(old).unwrap(), root);
+        let proof = log.prove_inclusion(index, old).unwrap();
+        verify_inclusion(&leaves[index as usize], index, old, &proof, &root).unwrap();
+        verify_tiles(&DirTileReader::new(dir), old, &root).unwrap();
+    }
+    assert_eq!(log.entry(120).unwrap(), entry("p", 120));
+    drop(log);
+
+    // Reopening reads the right edge back from the partial tiles of the checkpoint.
+    let mut log = Log::open(dir, ORIGIN, signer()).unwrap();
+    assert_eq!(log.size(), size);
+    append(&mut log, &mut leaves, 52);
+    log.checkpoint().unwrap();
+    let checkpoint = open_checkpoint(dir);
+    assert_eq!(checkpoint.root, root_from_leaf_hashes(&leaves));
+    verify_tiles(&DirTileReader::new(dir), checkpoint.size, &checkpoint.root).unwrap();
+    assert!(!dir.join("tile/0/001.p").exists());
+    assert!(dir.join("tile/1/000.p/2").is_file());
 }

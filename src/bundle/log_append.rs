@@ -6,7 +6,6 @@ use ed25519_dalek::VerifyingKey;
 use super::files::AuditorSignature;
 use super::log_entry::{EntryError, LogEntry, check_append};
 use super::log_proof::{InclusionProof, LogProof};
-use crate::log::tile::{DirTileReader, read_entries};
 use crate::log::{Log, StoreError, TileError};
 
 /// A failed append of a statement to the auditor's log.
@@ -49,8 +48,7 @@ pub enum AppendError {
 /// NOTE: entries are read from the entry bundles without comparing them with the hash
 /// tiles; `log::tile::verify_tiles` does that for a whole log.
 pub fn read_history(log: &Log) -> Result<Vec<LogEntry>, AppendError> {
-    let reader = DirTileReader::new(log.dir());
-    let entries = read_entries(&reader, log.size(), 0, log.size())?;
+    let entries = log.entries(0, log.size())?;
     (0u64..)
         .zip(entries)
         .map(|(index, bytes)| {

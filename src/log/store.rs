@@ -1,23 +1,26 @@
 //! The auditor's on-disk log: tiles, entry bundles and the checkpoint in the tlog-tiles
 //! layout, servable as static files.
 //!
-//! Every tile and bundle is written to a temporary file, flushed, renamed into place and
-//! its directory flushed; the checkpoint is replaced the same way, after the tiles it
-//! needs. A reader therefore never sees a checkpoint that points at missing tiles. A crash
-//! before [`Log::checkpoint`] loses the entries appended since the last checkpoint: on
-//! reopening, the log continues from the published size and rewrites those tile paths.
+//! Every file is written to a temporary file, flushed and renamed into place. A full tile
+//! or entry bundle is written when it fills up. The partial ones of the right edge are
+//! written by [`Log::checkpoint`], which flushes every directory written to before it
+//! replaces the checkpoint. A reader therefore never sees a checkpoint that points at
+//! missing tiles. A crash before [`Log::checkpoint`] loses the entries appended since the
+//! last checkpoint: on reopening, the log continues from the published size and rewrites
+//! those tile paths.
 
+use std::collections::BTreeSet;
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::checkpoint::{Checkpoint, CheckpointError};
-use super::hash::{Hash, leaf_hash, root_from_leaf_hashes};
+use super::hash::{HASH_LEN, Hash, leaf_hash, root_from_leaf_hashes};
 use super::note::SignerKey;
 use super::proof::{self, ProofError};
 use super::tile::{
-    self, DirTileReader, MAX_ENTRY_LEN, TILE_WIDTH, TileError, TileHashes, entries_path,
-    parse_tile, tile_path,
+    self, DirTileReader, TILE_WIDTH, TileError, TileHashes, TileReader, entries_path, parse_tile,
+    tile_path,
 };
 
 /// File name of the checkpoint, in the log directory.
@@ -96,6 +99,11 @@ pub enum StoreError {
 }
 
 /// An open log that this process may append to, holding the appender lock until dropped.
+///
+/// The right edge of the tree (the partial tile of each level and the partial entry
+/// bundle) is kept in memory and written by [`Log::checkpoint`]; a tile or entry bundle
+/// that becomes full is written at once. Partial tiles on disk are therefore those of
+/// checkpointed tree sizes, and a checkpoint deletes the ones a full tile replaces.
 #[derive(Debug)]
 pub struct Log {
     dir: PathBuf,
@@ -103,6 +111,15 @@ pub struct Log {
     signer: SignerKey,
     size: u64,
     published: u64,
+    /// Hash bytes of the right-edge tile of each level, indexed by level. Each has fewer
+    /// than [`TILE_WIDTH`] hashes and is empty when the level has no partial tile.
+    edges: Vec<Vec<u8>>,
+    /// The right-edge entry bundle, encoded, with fewer than [`TILE_WIDTH`] entries.
+    edge_bundle: Vec<u8>,
+    /// Full tiles and entry bundles written since the last checkpoint.
+    completed: Vec<String>,
+    /// Directories with files written since the last checkpoint, flushed before it.
+    unsynced_dirs: BTreeSet<PathBuf>,
     _lock: File,
 }
 
@@ -116,16 +133,24 @@ impl Log {
                 dir: dir.to_path_buf(),
             });
         }
-        let mut log = Self {
+        let mut log = Self::new(dir, origin, signer, 0, lock);
+        log.checkpoint()?;
+        Ok(log)
+    }
+
+    fn new(dir: &Path, origin: &str, signer: SignerKey, size: u64, lock: File) -> Self {
+        Self {
             dir: dir.to_path_buf(),
             origin: origin.to_owned(),
             signer,
-            size: 0,
-            published: 0,
+            size,
+            published: size,
+            edges: Vec::new(),
+            edge_bundle: Vec::new(),
+            completed: Vec::new(),
+            unsynced_dirs: BTreeSet::new(),
             _lock: lock,
-        };
-        log.checkpoint()?;
-        Ok(log)
+        }
     }
 
     /// Opens the log in `dir` at the size of its published checkpoint.
@@ -154,14 +179,8 @@ impl Log {
             }
         })?;
 
-        let log = Self {
-            dir: dir.to_path_buf(),
-            origin: origin.to_owned(),
-            signer,
-            size: checkpoint.size,
-            published: checkpoint.size,
-            _lock: lock,
-        };
+        let mut log = Self::new(dir, origin, signer, checkpoint.size, lock);
+        log.load_edges()?;
         let root = log.root()?;
         if root != checkpoint.root {
             return Err(log.proof_error(ProofError::RootMismatch {
@@ -169,6 +188,39 @@ impl Log {
             }));
         }
         Ok(log)
+    }
+
+    /// Reads the partial tiles and entry bundle of the published tree into memory.
+    fn load_edges(&mut self) -> Result<(), StoreError> {
+        let size = self.size;
+        let mut level = 0u8;
+        while size.checked_shr(u32::from(level) * 8).unwrap_or(0) > 0 {
+            let (index, width) = edge_of(level, size);
+            let bytes = if width > 0 {
+                let path = tile_path(level, index, width);
+                let bytes = self.read(&path)?;
+                parse_tile(&bytes, width, &path)?;
+                bytes
+            } else {
+                Vec::new()
+            };
+            self.edges.push(bytes);
+            level += 1;
+        }
+        let (index, width) = edge_of(0, size);
+        if width > 0 {
+            let path = entries_path(index, width);
+            let bytes = self.read(&path)?;
+            let entries = tile::parse_bundle(&bytes, &path)?;
+            if entries.len() as u64 != width {
+                return Err(StoreError::Tile(TileError::MalformedBundle {
+                    path,
+                    reason: format!("it holds {} entries, expected {width}", entries.len()),
+                }));
+            }
+            self.edge_bundle = bytes;
+        }
+        Ok(())
     }
 
     /// Returns the number of entries appended, published or not.
@@ -191,63 +243,91 @@ impl Log {
         &self.origin
     }
 
-    /// Appends `entry` and returns its index. The entry is written to its entry bundle and
-    /// tiles at once, but is published only by the next [`Log::checkpoint`].
+    /// Appends `entry` and returns its index. The entry is published by the next
+    /// [`Log::checkpoint`]; until then it is in memory, or in a full tile written without
+    /// flushing its directory.
+    ///
+    /// On an error the log is unchanged in memory; files written for the entry lie beyond
+    /// the published size and are rewritten by later appends.
     pub fn append(&mut self, entry: &[u8]) -> Result<u64, StoreError> {
-        if entry.len() > MAX_ENTRY_LEN {
-            return Err(StoreError::EntryTooLarge { len: entry.len() });
-        }
+        let len = u16::try_from(entry.len())
+            .map_err(|_| StoreError::EntryTooLarge { len: entry.len() })?;
         let index = self.size;
+        let mut writes: Vec<(String, Vec<u8>)> = Vec::new();
 
-        // The entry bundle: the partial bundle for the current size, plus this entry.
-        let bundle_index = index / TILE_WIDTH;
-        let width = index % TILE_WIDTH;
-        let mut bundle = if width > 0 {
-            self.read(&entries_path(bundle_index, width))?
-        } else {
-            Vec::new()
-        };
-        bundle.extend_from_slice(&(entry.len() as u16).to_be_bytes());
-        bundle.extend_from_slice(entry);
-        self.write_file(&entries_path(bundle_index, width + 1), &bundle)?;
+        // The entry bundle is written when it becomes full.
+        let bundle_full = (index + 1).is_multiple_of(TILE_WIDTH);
+        if bundle_full {
+            let mut bundle = self.edge_bundle.clone();
+            bundle.extend_from_slice(&len.to_be_bytes());
+            bundle.extend_from_slice(entry);
+            writes.push((entries_path(index / TILE_WIDTH, TILE_WIDTH), bundle));
+        }
 
-        // The hash tiles: a tile that becomes full adds its subtree hash one level up.
-        let mut level = 0u8;
+        // A hash tile that becomes full is written and adds its subtree hash one level up.
+        let mut level = 0usize;
         let mut position = index;
         let mut hash = leaf_hash(entry);
-        loop {
-            let tile_index = position / TILE_WIDTH;
-            let width = position % TILE_WIDTH;
-            let mut bytes = if width > 0 {
-                let path = tile_path(level, tile_index, width);
-                let bytes = self.read(&path)?;
-                parse_tile(&bytes, width, &path)?;
-                bytes
-            } else {
-                Vec::new()
-            };
+        while self.edges.get(level).map_or(0, Vec::len) + HASH_LEN == TILE_BYTES {
+            let mut bytes = self.edges[level].clone();
             bytes.extend_from_slice(hash.as_bytes());
-            self.write_file(&tile_path(level, tile_index, width + 1), &bytes)?;
-            if width + 1 < TILE_WIDTH {
-                break;
-            }
-            let hashes = parse_tile(
-                &bytes,
-                TILE_WIDTH,
-                &tile_path(level, tile_index, TILE_WIDTH),
-            )?;
-            hash = root_from_leaf_hashes(&hashes);
+            let tile_index = position / TILE_WIDTH;
+            let path = tile_path(level as u8, tile_index, TILE_WIDTH);
+            hash = root_from_leaf_hashes(&parse_tile(&bytes, TILE_WIDTH, &path)?);
+            writes.push((path, bytes));
             level += 1;
             position = tile_index;
         }
 
+        for (path, bytes) in &writes {
+            let parent = self.write_file(path, bytes, false)?;
+            self.unsynced_dirs.insert(parent);
+        }
+
+        if bundle_full {
+            self.edge_bundle.clear();
+        } else {
+            self.edge_bundle.extend_from_slice(&len.to_be_bytes());
+            self.edge_bundle.extend_from_slice(entry);
+        }
+        for edge in &mut self.edges[..level] {
+            edge.clear();
+        }
+        if self.edges.len() == level {
+            self.edges.push(Vec::new());
+        }
+        self.edges[level].extend_from_slice(hash.as_bytes());
+        self.completed
+            .extend(writes.into_iter().map(|(path, _)| path));
         self.size += 1;
         Ok(index)
     }
 
     /// Signs a checkpoint for the current size, writes it to `<dir>/checkpoint` and returns
     /// the signed note bytes.
+    ///
+    /// Writes the partial tiles and entry bundle of the current size and flushes every
+    /// directory written since the last checkpoint first. After the checkpoint, deletes
+    /// the partial tiles and bundles that full ones written since then replace, as
+    /// tlog-tiles allows.
     pub fn checkpoint(&mut self) -> Result<Vec<u8>, StoreError> {
+        for (level, edge) in self.edges.iter().enumerate() {
+            if !edge.is_empty() {
+                let (index, width) = edge_of(level as u8, self.size);
+                self.write_file(&tile_path(level as u8, index, width), edge, true)?;
+            }
+        }
+        if !self.edge_bundle.is_empty() {
+            let (index, width) = edge_of(0, self.size);
+            self.write_file(&entries_path(index, width), &self.edge_bundle, true)?;
+        }
+        while let Some(dir) = self.unsynced_dirs.pop_first() {
+            if let Err(source) = File::open(&dir).and_then(|file| file.sync_all()) {
+                self.unsynced_dirs.insert(dir.clone());
+                return Err(io_error(&dir, source));
+            }
+        }
+
         let checkpoint = Checkpoint {
             origin: self.origin.clone(),
             size: self.size,
@@ -260,8 +340,23 @@ impl Log {
                 dir: self.dir.clone(),
                 source,
             })?;
-        self.write_file(CHECKPOINT_FILE, &bytes)?;
+        self.write_file(CHECKPOINT_FILE, &bytes, true)?;
         self.published = self.size;
+
+        for full in std::mem::take(&mut self.completed) {
+            let partials = self.dir.join(format!("{full}.p"));
+            match std::fs::remove_dir_all(&partials) {
+                Ok(()) => {}
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+                // Superseded partial tiles cost disk space only; readers fall back to the
+                // full tile either way.
+                Err(error) => tracing::warn!(
+                    path = %partials.display(),
+                    %error,
+                    "cannot delete superseded partial tiles"
+                ),
+            }
+        }
         Ok(bytes)
     }
 
@@ -273,23 +368,23 @@ impl Log {
     /// Returns the root hash of the tree of `size` leaves, read from the tiles.
     pub fn root_at(&self, size: u64) -> Result<Hash, StoreError> {
         self.check_size(size)?;
-        let reader = DirTileReader::new(&self.dir);
-        proof::tree_root(&TileHashes::new(&reader, size), size).map_err(|e| self.proof_error(e))
+        let reader = self.tiles();
+        proof::tree_root(&self.hashes(&reader, size), size).map_err(|e| self.proof_error(e))
     }
 
     /// Builds the inclusion proof of entry `index` in the tree of `size` leaves.
     pub fn prove_inclusion(&self, index: u64, size: u64) -> Result<Vec<Hash>, StoreError> {
         self.check_size(size)?;
-        let reader = DirTileReader::new(&self.dir);
-        proof::prove_inclusion(&TileHashes::new(&reader, size), index, size)
+        let reader = self.tiles();
+        proof::prove_inclusion(&self.hashes(&reader, size), index, size)
             .map_err(|e| self.proof_error(e))
     }
 
     /// Builds the consistency proof from the tree of `old_size` to that of `new_size`.
     pub fn prove_consistency(&self, old_size: u64, new_size: u64) -> Result<Vec<Hash>, StoreError> {
         self.check_size(new_size)?;
-        let reader = DirTileReader::new(&self.dir);
-        proof::prove_consistency(&TileHashes::new(&reader, new_size), old_size, new_size)
+        let reader = self.tiles();
+        proof::prove_consistency(&self.hashes(&reader, new_size), old_size, new_size)
             .map_err(|e| self.proof_error(e))
     }
 
@@ -301,12 +396,43 @@ impl Log {
                 size: self.size,
             });
         }
-        let reader = DirTileReader::new(&self.dir);
-        let mut entries = tile::read_entries(&reader, self.size, index, index + 1)?;
+        let mut entries = self.entries(index, index + 1)?;
         entries.pop().ok_or(StoreError::SizeOutOfRange {
             requested: index,
             size: self.size,
         })
+    }
+
+    /// Reads the entries `start..end` (cut to the log size) from their entry bundles.
+    pub fn entries(&self, start: u64, end: u64) -> Result<Vec<Vec<u8>>, StoreError> {
+        Ok(tile::read_entries(&self.tiles(), self.size, start, end)?)
+    }
+
+    /// Returns a reader of the current tree's tiles: the right edge from memory, the rest
+    /// from disk.
+    fn tiles(&self) -> LogTiles<'_> {
+        let mut edges: Vec<(String, &[u8])> = self
+            .edges
+            .iter()
+            .enumerate()
+            .filter(|(_, edge)| !edge.is_empty())
+            .map(|(level, edge)| {
+                let (index, width) = edge_of(level as u8, self.size);
+                (tile_path(level as u8, index, width), edge.as_slice())
+            })
+            .collect();
+        if !self.edge_bundle.is_empty() {
+            let (index, width) = edge_of(0, self.size);
+            edges.push((entries_path(index, width), self.edge_bundle.as_slice()));
+        }
+        LogTiles {
+            dir: DirTileReader::new(&self.dir),
+            edges,
+        }
+    }
+
+    fn hashes<'a>(&self, reader: &'a LogTiles<'_>, size: u64) -> TileHashes<'a, LogTiles<'a>> {
+        TileHashes::with_stored_size(reader, size, self.size)
     }
 
     fn check_size(&self, size: u64) -> Result<(), StoreError> {
@@ -331,16 +457,22 @@ impl Log {
         std::fs::read(&path).map_err(|source| io_error(&path, source))
     }
 
-    /// Replaces `relative` atomically: temporary file, flush, rename, flush the directory.
-    fn write_file(&self, relative: &str, bytes: &[u8]) -> Result<(), StoreError> {
+    /// Replaces `relative` atomically: temporary file, flush, rename, and with `sync_dir`
+    /// flush the directory. Returns the directory.
+    fn write_file(
+        &self,
+        relative: &str,
+        bytes: &[u8],
+        sync_dir: bool,
+    ) -> Result<PathBuf, StoreError> {
         let path = self.dir.join(relative);
-        let parent = path.parent().unwrap_or(&self.dir);
-        std::fs::create_dir_all(parent).map_err(|source| io_error(parent, source))?;
+        let parent = path.parent().unwrap_or(&self.dir).to_path_buf();
+        std::fs::create_dir_all(&parent).map_err(|source| io_error(&parent, source))?;
 
         let mut file = tempfile::Builder::new()
             .prefix(TEMP_PREFIX)
-            .tempfile_in(parent)
-            .map_err(|source| io_error(parent, source))?;
+            .tempfile_in(&parent)
+            .map_err(|source| io_error(&parent, source))?;
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
@@ -356,9 +488,38 @@ impl Log {
             .map_err(|source| io_error(file.path(), source))?;
         file.persist(&path)
             .map_err(|error| io_error(&path, error.error))?;
-        File::open(parent)
-            .and_then(|dir| dir.sync_all())
-            .map_err(|source| io_error(parent, source))
+        if sync_dir {
+            File::open(&parent)
+                .and_then(|dir| dir.sync_all())
+                .map_err(|source| io_error(&parent, source))?;
+        }
+        Ok(parent)
+    }
+}
+
+/// Bytes of a full hash tile.
+const TILE_BYTES: usize = TILE_WIDTH as usize * HASH_LEN;
+
+/// Returns the index and width of the right-edge tile of `level` in a tree of `size`
+/// leaves. The width is 0 when the level has no partial tile.
+fn edge_of(level: u8, size: u64) -> (u64, u64) {
+    let hashes = size.checked_shr(u32::from(level) * 8).unwrap_or(0);
+    (hashes / TILE_WIDTH, hashes % TILE_WIDTH)
+}
+
+/// A log's tiles as a [`TileReader`]: the right edge of the current tree from memory,
+/// everything else from the log directory.
+struct LogTiles<'a> {
+    dir: DirTileReader,
+    edges: Vec<(String, &'a [u8])>,
+}
+
+impl TileReader for LogTiles<'_> {
+    fn read(&self, path: &str) -> Result<Vec<u8>, TileError> {
+        match self.edges.iter().find(|(edge, _)| edge == path) {
+            Some((_, bytes)) => Ok(bytes.to_vec()),
+            None => self.dir.read(path),
+        }
     }
 }
 

@@ -174,18 +174,36 @@ impl TileReader for DirTileReader {
 pub struct TileHashes<'a, R: TileReader + ?Sized> {
     reader: &'a R,
     size: u64,
+    stored: u64,
 }
 
 impl<'a, R: TileReader + ?Sized> TileHashes<'a, R> {
     /// Reads subtree hashes of the tree of `size` leaves through `reader`.
     pub fn new(reader: &'a R, size: u64) -> Self {
-        Self { reader, size }
+        Self {
+            reader,
+            size,
+            stored: size,
+        }
+    }
+
+    /// Reads subtree hashes of the tree of `size` leaves from the tiles of a larger tree of
+    /// `stored` leaves, the one `reader` holds: each tile is read at its width in the
+    /// stored tree and cut to its width in this one. A smaller `stored` counts as `size`.
+    pub fn with_stored_size(reader: &'a R, size: u64, stored: u64) -> Self {
+        Self {
+            reader,
+            size,
+            stored: stored.max(size),
+        }
     }
 
     /// Reads the hashes of tile `index` at `level`, at the width it has in this tree.
+    ///
+    /// A log may delete a partial tile once the full tile exists, so a missing partial
+    /// tile is read from the full tile instead.
     pub fn read_tile(&self, level: u8, index: u64) -> Result<Vec<Hash>, ProofError> {
         let width = tile_width(level, index, self.size);
-        let path = tile_path(level, index, width);
         let span_shift = (u32::from(level) + 1) * 8;
         let missing = |reason: String| ProofError::MissingHash {
             start: index.checked_shl(span_shift).unwrap_or(u64::MAX),
@@ -193,13 +211,25 @@ impl<'a, R: TileReader + ?Sized> TileHashes<'a, R> {
             reason,
         };
         if width == 0 {
+            let path = tile_path(level, index, width);
             return Err(missing(format!("{path} is beyond tree size {}", self.size)));
         }
-        let bytes = self
-            .reader
-            .read(&path)
-            .map_err(|error| missing(error.to_string()))?;
-        parse_tile(&bytes, width, &path).map_err(|error| missing(error.to_string()))
+        let stored_width = tile_width(level, index, self.stored);
+        let read = |width: u64| {
+            let path = tile_path(level, index, width);
+            self.reader
+                .read(&path)
+                .and_then(|bytes| parse_tile(&bytes, width, &path))
+        };
+        let mut hashes = match read(stored_width) {
+            Ok(hashes) => hashes,
+            Err(error) if stored_width < TILE_WIDTH => {
+                read(TILE_WIDTH).map_err(|_| missing(error.to_string()))?
+            }
+            Err(error) => return Err(missing(error.to_string())),
+        };
+        hashes.truncate(width as usize);
+        Ok(hashes)
     }
 }
 
@@ -237,14 +267,15 @@ pub fn read_entries<R: TileReader + ?Sized>(
     let mut bundle_index = start / TILE_WIDTH;
     while bundle_index * TILE_WIDTH < end.min(size) {
         let width = tile_width(0, bundle_index, size);
-        let path = entries_path(bundle_index, width);
-        let bundle = parse_bundle(&reader.read(&path)?, &path)?;
-        if bundle.len() as u64 != width {
-            return Err(TileError::MalformedBundle {
-                path,
-                reason: format!("it holds {} entries, expected {width}", bundle.len()),
-            });
-        }
+        let bundle = match read_bundle(reader, bundle_index, width) {
+            Err(error) if width < TILE_WIDTH => {
+                // A log may delete a partial bundle once the full bundle exists.
+                let mut full = read_bundle(reader, bundle_index, TILE_WIDTH).map_err(|_| error)?;
+                full.truncate(width as usize);
+                full
+            }
+            result => result?,
+        };
         let first = bundle_index * TILE_WIDTH;
         for (offset, entry) in bundle.into_iter().enumerate() {
             let position = first + offset as u64;
@@ -255,6 +286,23 @@ pub fn read_entries<R: TileReader + ?Sized>(
         bundle_index += 1;
     }
     Ok(entries)
+}
+
+/// Reads entry bundle `index` at `width` and checks that it holds `width` entries.
+fn read_bundle<R: TileReader + ?Sized>(
+    reader: &R,
+    index: u64,
+    width: u64,
+) -> Result<Vec<Vec<u8>>, TileError> {
+    let path = entries_path(index, width);
+    let bundle = parse_bundle(&reader.read(&path)?, &path)?;
+    if bundle.len() as u64 != width {
+        return Err(TileError::MalformedBundle {
+            path,
+            reason: format!("it holds {} entries, expected {width}", bundle.len()),
+        });
+    }
+    Ok(bundle)
 }
 
 /// Checks that the tiles and entry bundles of a tree of `size` leaves reproduce `root`:
