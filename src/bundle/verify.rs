@@ -188,7 +188,7 @@ fn verify_bytes(
 ) -> Report {
     let mut report = pinned_keys_report(trust);
     // The checks stop at the first failure, so the last check in the report is the failed one.
-    let Some((bundle, document_bytes)) = run_checks(bytes, trust, &mut report) else {
+    let Some((bundle, document)) = run_checks(bytes, trust, &mut report) else {
         return report;
     };
     if run_log_checks(&bundle, trust, options, &mut report).is_none() {
@@ -197,7 +197,7 @@ fn verify_bytes(
     let _ = record(
         &mut report,
         CHECK_HARDWARE_ATTESTATION,
-        check_hardware_attestation(&document_bytes, trust, evidence_dir),
+        check_hardware_attestation(&document, trust, evidence_dir),
     );
     report
 }
@@ -211,7 +211,12 @@ fn pinned_keys_report(trust: &Trust) -> Report {
     report
 }
 
-fn run_checks(bytes: &[u8], trust: &Trust, report: &mut Report) -> Option<(Bundle, Vec<u8>)> {
+/// Runs the checks up to the sign-offs and returns the bundle and its parsed document.
+fn run_checks(
+    bytes: &[u8],
+    trust: &Trust,
+    report: &mut Report,
+) -> Option<(Bundle, FleetKeyDocument)> {
     let (bundle, document_bytes, statement) =
         record(report, CHECK_BUNDLE_FORMAT, parse_bundle(bytes))?;
     record(
@@ -219,7 +224,7 @@ fn run_checks(bytes: &[u8], trust: &Trust, report: &mut Report) -> Option<(Bundl
         CHECK_DOCUMENT_DIGEST,
         check_digest(&document_bytes, &statement),
     )?;
-    record(
+    let document = record(
         report,
         CHECK_DOCUMENT_FIELDS,
         check_document(&document_bytes, &statement),
@@ -249,21 +254,15 @@ fn run_checks(bytes: &[u8], trust: &Trust, report: &mut Report) -> Option<(Bundl
         check_countersignature(&bundle, &auditor_signature, trust),
     )?;
     if !bundle.signoffs.is_empty() {
-        record(
-            report,
-            CHECK_SIGNOFFS,
-            check_signoffs(&bundle, &document_bytes),
-        )?;
+        record(report, CHECK_SIGNOFFS, check_signoffs(&bundle, &document))?;
     }
-    Some((bundle, document_bytes))
+    Some((bundle, document))
 }
 
 /// Checks every witness sign-off against the document's fleet id and transcript digest.
 /// It does not check who the witnesses are: readers compare the key ids with keys the
 /// witnesses published themselves.
-fn check_signoffs(bundle: &Bundle, document_bytes: &[u8]) -> Outcome<()> {
-    let document = FleetKeyDocument::from_json_bytes(document_bytes)
-        .map_err(|error| format!("the document does not parse: {error}"))?;
+fn check_signoffs(bundle: &Bundle, document: &FleetKeyDocument) -> Outcome<()> {
     let mut names = Vec::new();
     for signoff in &bundle.signoffs {
         signoff
@@ -320,7 +319,7 @@ fn check_digest(document_bytes: &[u8], statement: &Statement) -> Outcome<()> {
     Ok(((), format!("sha256 {}", hex::encode(digest))))
 }
 
-fn check_document(document_bytes: &[u8], statement: &Statement) -> Outcome<()> {
+fn check_document(document_bytes: &[u8], statement: &Statement) -> Outcome<FleetKeyDocument> {
     let document =
         FleetKeyDocument::from_json_bytes(document_bytes).map_err(|error| error.to_string())?;
     if document.namespace != statement.namespace {
@@ -348,17 +347,15 @@ fn check_document(document_bytes: &[u8], statement: &Statement) -> Outcome<()> {
         document.epoch,
         listed.join(", ")
     );
-    Ok(((), detail))
+    Ok((document, detail))
 }
 
 fn check_hardware_attestation(
-    document_bytes: &[u8],
+    document: &FleetKeyDocument,
     trust: &Trust,
     evidence_dir: Option<&Path>,
 ) -> Outcome<()> {
-    let document =
-        FleetKeyDocument::from_json_bytes(document_bytes).map_err(|error| error.to_string())?;
-    let detail = check_attestation(&document, evidence_dir, trust.allow_unattested)?;
+    let detail = check_attestation(document, evidence_dir, trust.allow_unattested)?;
     Ok(((), detail))
 }
 
