@@ -13,6 +13,7 @@ use std::collections::BTreeSet;
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use super::checkpoint::{Checkpoint, CheckpointError};
 use super::hash::{HASH_LEN, Hash, leaf_hash, root_from_leaf_hashes};
@@ -523,7 +524,14 @@ impl TileReader for LogTiles<'_> {
     }
 }
 
-/// Takes the appender lock of `dir`, without waiting.
+/// How long [`lock`] retries a lock held elsewhere before it reports [`StoreError::Locked`].
+const LOCK_WAIT: Duration = Duration::from_secs(2);
+
+/// Takes the appender lock of `dir`, retrying for up to [`LOCK_WAIT`].
+///
+/// The retry covers a lock that is still held for a moment after its `Log` is dropped:
+/// a child process forked by another thread keeps the locked file open until it runs
+/// its program.
 fn lock(dir: &Path) -> Result<File, StoreError> {
     let path = dir.join(LOCK_FILE);
     let file = File::options()
@@ -532,12 +540,20 @@ fn lock(dir: &Path) -> Result<File, StoreError> {
         .write(true)
         .open(&path)
         .map_err(|source| io_error(&path, source))?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Locked {
-            dir: dir.to_path_buf(),
-        }),
-        Err(std::fs::TryLockError::Error(source)) => Err(io_error(&path, source)),
+    let deadline = Instant::now() + LOCK_WAIT;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(StoreError::Locked {
+                    dir: dir.to_path_buf(),
+                });
+            }
+            Err(std::fs::TryLockError::Error(source)) => return Err(io_error(&path, source)),
+        }
     }
 }
 
