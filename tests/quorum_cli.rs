@@ -383,7 +383,7 @@ fn add_member_copies_wrappable_key() {
 /// Members of the two-member trusted-wrap fleet, and their token labels.
 const GROWING_MEMBERS: [(&str, &str); 2] = [("bern-1", "grow-bern-1"), ("basel-1", "grow-basel-1")];
 
-/// The demo runbook turned into a two-member fleet whose fleet key has `growth`, on new
+/// Writes the demo runbook turned into a two-member fleet whose fleet key has `growth`, on new
 /// tokens and in new output folders of the demo folder.
 fn growing_deployment(demo: &Demo, growth: &str) -> PathBuf {
     let text = std::fs::read_to_string(demo.root.join("runbook.yaml")).unwrap();
@@ -414,7 +414,7 @@ fn growing_deployment(demo: &Demo, growth: &str) -> PathBuf {
     demo.write(&format!("grow-{growth}.yaml"), &text)
 }
 
-/// An add-member runbook that copies the two-member fleet's key from bern-1 to oslo-1.
+/// Returns an add-member runbook that copies the two-member fleet's key from bern-1 to oslo-1.
 fn growing_add_member_runbook() -> String {
     let mut members = String::from("members:\n");
     for (name, label) in GROWING_MEMBERS {
@@ -538,7 +538,7 @@ fn trusted_wrap_fleet_gains_a_member() {
         public_key_der(&demo, "grow-bern-1", "grow-fleet-key")
     );
 
-    // The origin still holds its key, extractable only under trusted keys.
+    // The origin still has its key, extractable only under trusted keys.
     let (_, origin_token, origin_pin) = &pins[0];
     let origin_listing = demo.list_objects(origin_token, origin_pin);
     assert_eq!(

@@ -354,9 +354,8 @@ impl Run<'_> {
         Ok(token)
     }
 
-    /// Generates the fleet key on the origin, copies it to every other member and, unless
-    /// the runbook keeps the origin's copy for growth, locks it; returns its public key and
-    /// fingerprint.
+    /// Generates the fleet key on the origin, copies it to every other member and returns
+    /// its public key and fingerprint. With `growth: locked` it also locks the origin's key.
     fn fleet_key(&mut self, opened: &[Opened]) -> Result<(String, String), CeremonyError> {
         let runbook = self.runbook;
         let algorithm = match runbook.fleet_key.algorithm {
@@ -603,7 +602,8 @@ impl Run<'_> {
     }
 
     /// Generates one trusted AES key per pending copy on the origin when the runbook's
-    /// growth policy is `trusted-wrap`; returns `None` otherwise or when nothing is pending.
+    /// growth policy is `trusted-wrap`. Returns `None` for `locked` or when no copy is
+    /// pending.
     fn trusted_wrapping_keys(
         &self,
         origin: &Opened,

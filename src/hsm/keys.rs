@@ -294,8 +294,8 @@ const REPORTED: &[(AttributeType, &str)] = &[
 ];
 
 /// Name of CKA_WRAP_WITH_TRUSTED in attribute maps. It is reported only for a key with
-/// CKA_EXTRACTABLE true, because it limits wrapping and a non-extractable key cannot be
-/// wrapped at all; so the attributes of a locked fleet read as they always did.
+/// CKA_EXTRACTABLE true, because a non-extractable key cannot be wrapped at all. So the
+/// attributes of a locked fleet read as they did before this attribute was reported.
 const WRAP_WITH_TRUSTED: &str = "CKA_WRAP_WITH_TRUSTED";
 
 /// Reads the security-relevant attributes of a private key.

@@ -370,10 +370,10 @@ fn copy_public_key(
 ///
 /// Only the security officer can set CKA_TRUSTED, and one application cannot be logged in
 /// as the SO and the user at once. So [`TrustedWrappingKeys::generate`] logs the user out
-/// of the origin (C_Logout ends the login of every session this process has on the
-/// token), logs in as the SO, generates the keys as public session objects (the SO cannot
-/// create private objects), logs out, and logs in as the user again. The keys belong to
-/// this value's session and vanish when it is dropped.
+/// of the origin, which ends the login of every session this process has on the token.
+/// It then logs in as the SO, generates the keys as public session objects, because the
+/// SO cannot create private objects, logs out, and logs in as the user again. The keys
+/// belong to this value's session and vanish when it is dropped.
 ///
 /// Handles of private objects found before `generate` are invalid afterwards (SoftHSM
 /// 2.6.1 returns CKR_OBJECT_HANDLE_INVALID for them), so callers find them again.

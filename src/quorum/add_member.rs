@@ -5,7 +5,7 @@
 //! The copy needs the source's private key to be wrappable (CKA_EXTRACTABLE true). A
 //! deployment with `growth: locked` locks every copy, so `check` reports a locked source
 //! before anything changes. A deployment with `growth: trusted-wrap` leaves the origin's
-//! copy wrappable under CKA_TRUSTED keys only (CKA_WRAP_WITH_TRUSTED true); the copy then
+//! copy wrappable under CKA_TRUSTED keys only (CKA_WRAP_WITH_TRUSTED true). The copy then
 //! logs in as the source's security officer, with the SO PIN that the shares recover, to
 //! make a trusted one-time AES key.
 
@@ -305,7 +305,7 @@ fn recovered_source_pins<'a>(
 
 /// The result of [`copy_key`].
 struct Copied {
-    /// How the source's key can be wrapped.
+    /// Wrapping that the source's key allows.
     source_wrapping: Wrapping,
     /// The copy's attributes, checked to be sensitive, non-extractable and not generated
     /// locally.
