@@ -10,7 +10,8 @@ use std::sync::OnceLock;
 use cryptoki::object::ObjectClass;
 use ed25519_dalek::Verifier;
 use ed25519_dalek::pkcs8::DecodePublicKey;
-use fleet_ceremony::hsm::replicate::{self, OriginKey, Side};
+use fleet_ceremony::hsm::keys::Wrapping;
+use fleet_ceremony::hsm::replicate::{self, OriginKey, Side, TrustedWrappingKeys, WrappingKey};
 use fleet_ceremony::hsm::{self, HsmError, KeyAlgorithm, Library, Token, keys, sign};
 use secrecy::SecretString;
 
@@ -96,11 +97,12 @@ fn p256_key_replicates_and_locks() {
         KeyAlgorithm::EcdsaP256,
         "fleet",
         b"id-1",
-        true,
+        Wrapping::Any,
     )
     .expect("key generates");
     let attributes = keys::read_attributes(&origin_session, &origin, pair.private).expect("read");
-    keys::check_attributes(&attributes, &origin, "fleet", true, true).expect("as generated");
+    keys::check_attributes(&attributes, &origin, "fleet", true, Wrapping::Any)
+        .expect("as generated");
     let pem = keys::public_key_pem(
         &origin_session,
         &origin,
@@ -126,6 +128,7 @@ fn p256_key_replicates_and_locks() {
             private: pair.private,
             public: pair.public,
         },
+        WrappingKey::OneTime,
     )
     .expect("replicates");
     let copy_pem = keys::public_key_pem(
@@ -139,11 +142,12 @@ fn p256_key_replicates_and_locks() {
     assert_eq!(copy_pem, pem);
     let copy_attributes =
         keys::read_attributes(&member_session, &member, copy.private).expect("read");
-    keys::check_attributes(&copy_attributes, &member, "fleet", false, false).expect("copy");
+    keys::check_attributes(&copy_attributes, &member, "fleet", false, Wrapping::Never)
+        .expect("copy");
 
     keys::lock(&origin_session, &origin, pair.private).expect("locks");
     let locked = keys::read_attributes(&origin_session, &origin, pair.private).expect("read");
-    keys::check_attributes(&locked, &origin, "fleet", true, false).expect("locked");
+    keys::check_attributes(&locked, &origin, "fleet", true, Wrapping::Never).expect("locked");
 
     // Only the fleet key pair is left on the member: transport objects are gone.
     let all = member_session.find_objects(&[]).expect("list objects");
@@ -160,7 +164,7 @@ fn generate_rejects_existing_label() {
         KeyAlgorithm::EcdsaP256,
         "taken",
         b"1",
-        false,
+        Wrapping::Never,
     )
     .expect("first key");
     let error = keys::generate(
@@ -169,7 +173,7 @@ fn generate_rejects_existing_label() {
         KeyAlgorithm::EcdsaP256,
         "taken",
         b"2",
-        false,
+        Wrapping::Never,
     )
     .expect_err("second key with the same label");
     assert!(
@@ -224,7 +228,7 @@ fn ed25519_signs_through_ckm_eddsa() {
         KeyAlgorithm::Ed25519,
         "signer",
         b"s",
-        false,
+        Wrapping::Never,
     )
     .expect("Ed25519 key generates");
     let pem = keys::public_key_pem(
@@ -282,7 +286,7 @@ fn find_one_rejects_two_keys_with_one_label() {
         KeyAlgorithm::EcdsaP256,
         "twin-key",
         b"a",
-        false,
+        Wrapping::Never,
     )
     .expect("key generates");
     // A second public key object with the same label, as another tool could leave behind.
@@ -310,4 +314,186 @@ fn find_one_rejects_two_keys_with_one_label() {
         matches!(error, HsmError::KeyCount { count: 2, .. }),
         "{error}"
     );
+}
+
+/// Generates a fleet key with CKA_WRAP_WITH_TRUSTED true on a new token; returns the
+/// token, a user session and the key pair.
+fn trusted_wrap_origin(label: &str) -> (Token, cryptoki::session::Session, keys::KeyPair) {
+    let origin = new_token(label);
+    let session = origin.login_user(&pin("user-pin-1234")).expect("login");
+    let pair = keys::generate(
+        &session,
+        &origin,
+        KeyAlgorithm::EcdsaP256,
+        "fleet",
+        b"id-t",
+        Wrapping::TrustedOnly,
+    )
+    .expect("key generates");
+    (origin, session, pair)
+}
+
+fn one_time_aes_key(session: &cryptoki::session::Session) -> cryptoki::object::ObjectHandle {
+    use cryptoki::object::Attribute;
+    session
+        .generate_key(
+            &cryptoki::mechanism::Mechanism::AesKeyGen,
+            &[
+                Attribute::Token(false),
+                Attribute::ValueLen(32.into()),
+                Attribute::Wrap(true),
+                Attribute::Extractable(true),
+            ],
+        )
+        .expect("AES key generates")
+}
+
+#[test]
+fn trusted_only_key_rejects_untrusted_wrapping_key() {
+    let (origin, session, pair) = trusted_wrap_origin("trusted-negative");
+    let attributes = keys::read_attributes(&session, &origin, pair.private).expect("read");
+    keys::check_attributes(&attributes, &origin, "fleet", true, Wrapping::TrustedOnly)
+        .expect("extractable, wrap with trusted");
+    assert_eq!(
+        attributes.get("CKA_WRAP_WITH_TRUSTED"),
+        Some(&serde_json::Value::Bool(true))
+    );
+
+    // A user-made AES key is not CKA_TRUSTED, so the token refuses to wrap under it.
+    let aes = one_time_aes_key(&session);
+    let error = session
+        .wrap_key(
+            &cryptoki::mechanism::Mechanism::AesKeyWrapPad,
+            aes,
+            pair.private,
+        )
+        .expect_err("wrap under an untrusted key");
+    assert!(
+        matches!(
+            error,
+            cryptoki::error::Error::Pkcs11(cryptoki::error::RvError::KeyNotWrappable, _)
+        ),
+        "{error}"
+    );
+
+    // The user can neither mark a key trusted nor lift the restriction.
+    let trusted = session.update_attributes(aes, &[cryptoki::object::Attribute::Trusted(true)]);
+    assert!(trusted.is_err(), "the user set CKA_TRUSTED");
+    let lifted = session.update_attributes(
+        pair.private,
+        &[cryptoki::object::Attribute::WrapWithTrusted(false)],
+    );
+    assert!(lifted.is_err(), "the user cleared CKA_WRAP_WITH_TRUSTED");
+
+    // Nor does replication with a one-time key get the key out.
+    let member = new_token("trusted-negative-member");
+    let member_session = member.login_user(&pin("user-pin-1234")).expect("login");
+    let error = replicate::replicate(
+        &Side {
+            token: &origin,
+            session: &session,
+        },
+        &Side {
+            token: &member,
+            session: &member_session,
+        },
+        &OriginKey {
+            label: "fleet",
+            id: b"id-t",
+            private: pair.private,
+            public: pair.public,
+        },
+        WrappingKey::OneTime,
+    )
+    .expect_err("replication under an untrusted key");
+    assert!(error.to_string().contains("wrap the fleet key"), "{error}");
+    let left = member_session.find_objects(&[]).expect("list objects");
+    assert!(left.is_empty(), "objects left on the member: {left:?}");
+}
+
+#[test]
+fn trusted_only_key_replicates_under_so_key() {
+    let (origin, session, pair) = trusted_wrap_origin("trusted-origin");
+    let pem = keys::public_key_pem(
+        &session,
+        &origin,
+        "fleet",
+        pair.public,
+        KeyAlgorithm::EcdsaP256,
+    )
+    .expect("public key");
+    let member = new_token("trusted-member");
+    let member_session = member.login_user(&pin("user-pin-1234")).expect("login");
+
+    let trusted =
+        TrustedWrappingKeys::generate(&origin, &pin("so-pin-1234"), &pin("user-pin-1234"), 1)
+            .expect("the SO makes a trusted key");
+    assert_eq!(trusted.handles().len(), 1);
+    // The SO login invalidated the old handle of the private key.
+    let private = keys::find_one(&session, &origin, "fleet", ObjectClass::PRIVATE_KEY)
+        .expect("private key found again");
+    let public = keys::find_one(&session, &origin, "fleet", ObjectClass::PUBLIC_KEY)
+        .expect("public key found again");
+
+    let copy = replicate::replicate(
+        &Side {
+            token: &origin,
+            session: &session,
+        },
+        &Side {
+            token: &member,
+            session: &member_session,
+        },
+        &OriginKey {
+            label: "fleet",
+            id: b"id-t",
+            private,
+            public,
+        },
+        WrappingKey::Trusted(trusted.handles()[0]),
+    )
+    .expect("replicates under the trusted key");
+    let copy_pem = keys::public_key_pem(
+        &member_session,
+        &member,
+        "fleet",
+        copy.public,
+        KeyAlgorithm::EcdsaP256,
+    )
+    .expect("copy public key");
+    assert_eq!(copy_pem, pem);
+    let copy_attributes =
+        keys::read_attributes(&member_session, &member, copy.private).expect("read");
+    keys::check_attributes(&copy_attributes, &member, "fleet", false, Wrapping::Never)
+        .expect("copy is non-extractable");
+    assert!(!copy_attributes.contains_key("CKA_WRAP_WITH_TRUSTED"));
+
+    // The origin keeps its trusted-wrap-only key, and the trusted AES key is gone.
+    let origin_attributes = keys::read_attributes(&session, &origin, private).expect("read");
+    keys::check_attributes(
+        &origin_attributes,
+        &origin,
+        "fleet",
+        true,
+        Wrapping::TrustedOnly,
+    )
+    .expect("origin unchanged");
+    drop(trusted);
+    let secret_keys = session
+        .find_objects(&[cryptoki::object::Attribute::Class(ObjectClass::SECRET_KEY)])
+        .expect("list secret keys");
+    assert!(secret_keys.is_empty(), "{secret_keys:?}");
+}
+
+#[test]
+fn trusted_keys_need_the_so_pin() {
+    let (origin, session, _) = trusted_wrap_origin("trusted-wrong-so");
+    let error =
+        TrustedWrappingKeys::generate(&origin, &pin("not-the-so-pin"), &pin("user-pin-1234"), 1)
+            .err()
+            .expect("wrong SO PIN");
+    assert!(error.to_string().contains("CKR_PIN_INCORRECT"), "{error}");
+    // The user is logged in again, so the session still reads private objects.
+    keys::find_one(&session, &origin, "fleet", ObjectClass::PRIVATE_KEY)
+        .expect("user session works");
 }

@@ -379,3 +379,197 @@ fn add_member_copies_wrappable_key() {
         std::fs::read_to_string(demo.root.join("ceremony/add-oslo-1/transcript.jsonl")).unwrap();
     assert!(transcript.contains("\"fleet key replicated\""));
 }
+
+/// Members of the two-member trusted-wrap fleet, and their token labels.
+const GROWING_MEMBERS: [(&str, &str); 2] = [("bern-1", "grow-bern-1"), ("basel-1", "grow-basel-1")];
+
+/// Writes the demo runbook turned into a two-member fleet whose fleet key has `growth`, on new
+/// tokens and in new output folders of the demo folder.
+fn growing_deployment(demo: &Demo, growth: &str) -> PathBuf {
+    let text = std::fs::read_to_string(demo.root.join("runbook.yaml")).unwrap();
+    let start = text.find("members:\n").unwrap();
+    let end = text.find("custodians:\n").unwrap();
+    let mut members = String::from("members:\n");
+    for (name, label) in GROWING_MEMBERS {
+        members.push_str(&format!(
+            "  - name: {name}\n    site: Bern, CH\n    token:\n      label: {label}\n    initialise: true\n"
+        ));
+    }
+    let text = format!("{}{members}{}", &text[..start], &text[end..])
+        .replacen(
+            "  label: demo-fleet-key\n",
+            &format!("  label: grow-fleet-key\n  growth: {growth}\n"),
+            1,
+        )
+        .replacen("id: demo-fleet\n", "id: grow-fleet\n", 1)
+        .replacen(
+            "work_dir: ceremony/demo-fleet",
+            "work_dir: ceremony/grow-fleet",
+            1,
+        )
+        .replacen("shares_dir: shares", "shares_dir: shares-grow", 1)
+        .replacen("evidence_dir: evidence", "evidence_dir: evidence-grow", 1);
+    assert!(text.contains(&format!("growth: {growth}")), "{text}");
+    assert!(text.contains("shares_dir: shares-grow"), "{text}");
+    demo.write(&format!("grow-{growth}.yaml"), &text)
+}
+
+/// Returns an add-member runbook that copies the two-member fleet's key from bern-1 to oslo-1.
+fn growing_add_member_runbook() -> String {
+    let mut members = String::from("members:\n");
+    for (name, label) in GROWING_MEMBERS {
+        members.push_str(&format!(
+            "  - name: {name}\n    site: Bern, CH\n    token:\n      label: {label}\n    initialise: false\n"
+        ));
+    }
+    format!(
+        "version: 1\nfleet:\n  id: grow-fleet\n  namespace: backup.example.com/fleets\n  epoch: 1\nkind: add-member\nfleet_key:\n  algorithm: ecdsa-p256\n  label: grow-fleet-key\n{members}source: bern-1\nnew_member:\n  name: oslo-1\n  site: Oslo, NO\n  token:\n    label: grow-oslo-1\n  initialise: true\n{}outputs:\n  work_dir: ceremony/grow-oslo-1\n  shares_dir: shares-grow-oslo\n",
+        custodians_yaml(2)
+    )
+}
+
+/// Counts the private keys labelled `label` in a pkcs11-tool listing, and how many of
+/// them are marked extractable.
+fn private_keys(listing: &str, label: &str) -> (usize, usize) {
+    // Each object starts with an unindented header line; its fields are indented.
+    let mut objects: Vec<Vec<&str>> = Vec::new();
+    for line in listing.lines() {
+        if !line.starts_with(' ') {
+            objects.push(Vec::new());
+        }
+        if let Some(object) = objects.last_mut() {
+            object.push(line);
+        }
+    }
+    let field = |object: &[&str], name: &str| {
+        object
+            .iter()
+            .find_map(|line| line.trim_start().strip_prefix(name))
+            .map(str::trim)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let keys: Vec<&Vec<&str>> = objects
+        .iter()
+        .filter(|object| object[0].starts_with("Private Key Object"))
+        .filter(|object| field(object, "label:") == label)
+        .collect();
+    let extractable = keys
+        .iter()
+        .filter(|object| {
+            field(object, "Access:")
+                .split(", ")
+                .any(|flag| flag == "extractable")
+        })
+        .count();
+    (keys.len(), extractable)
+}
+
+/// Reads the public key of `label` on a token as DER, by pkcs11-tool.
+fn public_key_der(demo: &Demo, token_label: &str, label: &str) -> Vec<u8> {
+    let out = demo.root.join(format!("{token_label}-{label}.der"));
+    let output = StdCommand::new(PKCS11_TOOL)
+        .env("SOFTHSM2_CONF", demo.conf())
+        .args(["--module", SOFTHSM_MODULE, "--token-label", token_label])
+        .args([
+            "--read-object",
+            "--type",
+            "pubkey",
+            "--label",
+            label,
+            "--output-file",
+        ])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "pkcs11-tool failed: {output:?}");
+    std::fs::read(out).unwrap()
+}
+
+#[test]
+fn trusted_wrap_fleet_gains_a_member() {
+    let demo = Demo::run();
+    let deployment = growing_deployment(&demo, "trusted-wrap");
+    let mut run = demo.cli();
+    run.arg("run").arg(&deployment).arg("--yes");
+    // Exit code 4: the HSM part is done and the run waits for the auditor's signature.
+    run.assert().code(4);
+
+    let document: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(demo.root.join("ceremony/grow-fleet/fleet-key.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(document["keys"][0]["growth"], "trusted-wrap");
+    let origin = &document["members"][0]["key_attributes"];
+    assert_eq!(origin["CKA_EXTRACTABLE"], true);
+    assert_eq!(origin["CKA_WRAP_WITH_TRUSTED"], true);
+    let copy = &document["members"][1]["key_attributes"];
+    assert_eq!(copy["CKA_EXTRACTABLE"], false);
+    assert!(copy.get("CKA_WRAP_WITH_TRUSTED").is_none(), "{copy}");
+
+    let deployed_shares = vec![share("shares-grow", "alice"), share("shares-grow", "bob")];
+    let runbook = demo.write("grow-add.yaml", &growing_add_member_runbook());
+    let mut check = demo.cli();
+    check.arg("check").arg(&runbook);
+    with_shares(&mut check, &deployed_shares);
+    check.assert().success();
+
+    let mut add = demo.cli();
+    add.arg("run").arg(&runbook).arg("--yes");
+    with_shares(&mut add, &deployed_shares);
+    add.assert().success();
+
+    let new_shares = vec![
+        share("shares-grow-oslo", "alice"),
+        share("shares-grow-oslo", "carol"),
+    ];
+    let pins = demo.user_pins(&new_shares);
+    assert_eq!(pins.len(), 3);
+    let (member, new_token, new_pin) = &pins[2];
+    assert_eq!(member, "oslo-1");
+    let listing = demo.list_objects(new_token, new_pin);
+    assert_eq!(
+        private_keys(&listing, "grow-fleet-key"),
+        (1, 0),
+        "{listing}"
+    );
+    assert_eq!(
+        public_key_der(&demo, new_token, "grow-fleet-key"),
+        public_key_der(&demo, "grow-bern-1", "grow-fleet-key")
+    );
+
+    // The origin still has its key, extractable only under trusted keys.
+    let (_, origin_token, origin_pin) = &pins[0];
+    let origin_listing = demo.list_objects(origin_token, origin_pin);
+    assert_eq!(
+        private_keys(&origin_listing, "grow-fleet-key"),
+        (1, 1),
+        "{origin_listing}"
+    );
+
+    let transcript =
+        std::fs::read_to_string(demo.root.join("ceremony/grow-oslo-1/transcript.jsonl")).unwrap();
+    let replicated: serde_json::Value = transcript
+        .lines()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
+        .find(|record| record["action"] == "fleet key replicated")
+        .unwrap();
+    assert_eq!(replicated["details"]["growth"], "trusted-wrap");
+    assert_eq!(replicated["details"]["trusted_wrapping_key"], true);
+    assert_eq!(
+        replicated["details"]["key_attributes"]["CKA_EXTRACTABLE"],
+        false
+    );
+}
+
+#[test]
+fn locked_fleet_add_member_hints_at_growth() {
+    let demo = Demo::run();
+    let runbook = demo.write("add.yaml", &add_member_runbook(FLEET_KEY));
+    let mut check = demo.cli();
+    check.arg("check").arg(&runbook);
+    with_shares(&mut check, &two_shares());
+    let output = check.assert().failure().get_output().stderr.clone();
+    let stderr = String::from_utf8_lossy(&output);
+    assert!(stderr.contains("growth: trusted-wrap"), "{stderr}");
+}

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use ed25519_dalek::pkcs8::EncodePublicKey;
 use fleet_ceremony::runbook::{
-    self, KeyAlgorithm, MAX_RUNBOOK_BYTES, Problem, PublicKeySource, RecipientKind,
+    self, Growth, KeyAlgorithm, MAX_RUNBOOK_BYTES, Problem, PublicKeySource, RecipientKind,
     RecipientSource, RunbookError, Signer, TokenRef,
 };
 
@@ -107,6 +107,20 @@ fn full_runbook_values() {
         book.sha256(),
         fleet_ceremony::transcript::sha256_hex(&bytes)
     );
+}
+
+#[test]
+fn growth_defaults_to_locked() {
+    let book = runbook::load(Path::new("tests/data/runbooks/pass_full.yaml")).unwrap();
+    assert_eq!(book.fleet_key.growth, Growth::Locked);
+}
+
+#[test]
+fn growth_trusted_wrap_parses() {
+    let path = Path::new("tests/data/runbooks/pass_growth_trusted_wrap.yaml");
+    let book = runbook::load(path).unwrap();
+    assert_eq!(book.fleet_key.growth, Growth::TrustedWrap);
+    assert_eq!(book.fleet_key.growth.as_str(), "trusted-wrap");
 }
 
 #[test]

@@ -11,6 +11,14 @@ use super::keys::{FleetPublicKey, KeyError, fleet_key_from_spki_pem};
 /// Value of the `format` field of a fleet-key document.
 pub const DOCUMENT_FORMAT: &str = "fleet-ceremony-document-v1";
 
+/// Value of a key entry's `growth` field for a fleet key whose copies are all
+/// non-extractable. Documents leave the field out for this policy.
+pub const GROWTH_LOCKED: &str = "locked";
+
+/// Value of a key entry's `growth` field for a fleet key whose origin copy stays
+/// extractable with CKA_WRAP_WITH_TRUSTED true, so that the fleet can gain members.
+pub const GROWTH_TRUSTED_WRAP: &str = "trusted-wrap";
+
 /// A fleet-key document that cannot be read.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -37,6 +45,16 @@ pub enum DocumentError {
         label: String,
         /// The reason the key was rejected.
         source: KeyError,
+    },
+    /// A key's `growth` field names no known policy.
+    #[error(
+        "fleet key \"{label}\" has growth policy \"{found}\"; expected \"{GROWTH_LOCKED}\" or \"{GROWTH_TRUSTED_WRAP}\""
+    )]
+    Growth {
+        /// Label of the key entry.
+        label: String,
+        /// The `growth` field.
+        found: String,
     },
     /// A key's `algorithm` field differs from the algorithm of its SPKI.
     #[error("fleet key \"{label}\" is listed as \"{listed}\" but its SPKI holds an {found} key")]
@@ -106,6 +124,11 @@ pub struct KeyEntry {
     pub spki_pem: String,
     /// Hex SHA-256 of the SubjectPublicKeyInfo DER.
     pub fingerprint: String,
+    /// Replication policy: absent or [`GROWTH_LOCKED`] when every copy of the private key
+    /// is non-extractable, [`GROWTH_TRUSTED_WRAP`] when the origin's copy can still be
+    /// wrapped under keys that the security officer marked CKA_TRUSTED.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub growth: Option<String>,
 }
 
 /// One HSM of the fleet.
@@ -285,8 +308,18 @@ impl FleetKeyDocument {
 }
 
 impl KeyEntry {
-    /// Parses the SPKI PEM and checks it against the `algorithm` and `fingerprint` fields.
+    /// Parses the SPKI PEM and checks it against the `algorithm` and `fingerprint` fields,
+    /// and checks that `growth`, if present, names a known policy.
     pub fn check(&self) -> Result<FleetPublicKey, DocumentError> {
+        if let Some(growth) = &self.growth
+            && growth != GROWTH_LOCKED
+            && growth != GROWTH_TRUSTED_WRAP
+        {
+            return Err(DocumentError::Growth {
+                label: self.label.clone(),
+                found: growth.clone(),
+            });
+        }
         let key = fleet_key_from_spki_pem(&self.spki_pem).map_err(|source| DocumentError::Key {
             label: self.label.clone(),
             source,
@@ -367,6 +400,7 @@ mod tests {
                 algorithm: "ecdsa-p256".to_string(),
                 spki_pem: "-----BEGIN PUBLIC KEY-----\n...\n-----END PUBLIC KEY-----\n".to_string(),
                 fingerprint: "00".repeat(32),
+                growth: None,
             }],
             members: vec![MemberEntry {
                 name: "hsm-a".to_string(),
@@ -423,6 +457,30 @@ mod tests {
         assert!(!text.contains("\"attestation\""), "{text}");
         let document = FleetKeyDocument::from_json_bytes(text.as_bytes()).unwrap();
         assert_eq!(document.members[0].attestation, None);
+    }
+
+    #[test]
+    fn locked_key_has_no_growth_field() {
+        let text = String::from_utf8(sample_document().to_json_bytes()).unwrap();
+        assert!(!text.contains("\"growth\""), "{text}");
+    }
+
+    #[test]
+    fn trusted_wrap_growth_round_trips() {
+        let mut document = sample_document();
+        document.keys[0].growth = Some(GROWTH_TRUSTED_WRAP.to_string());
+        let text = String::from_utf8(document.to_json_bytes()).unwrap();
+        assert!(text.contains("\"growth\": \"trusted-wrap\""), "{text}");
+        let parsed = FleetKeyDocument::from_json_bytes(text.as_bytes()).unwrap();
+        assert_eq!(parsed, document);
+    }
+
+    #[test]
+    fn unknown_growth_rejected_by_check() {
+        let mut entry = sample_document().keys[0].clone();
+        entry.growth = Some("anyone-may-wrap".to_string());
+        let error = entry.check().unwrap_err();
+        assert!(matches!(error, DocumentError::Growth { .. }), "{error}");
     }
 
     #[test]

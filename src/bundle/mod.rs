@@ -23,7 +23,8 @@ pub use countersign::{
 };
 pub use document::{
     AttestationFile, AttestationRuleResult, CustodianSummary, DOCUMENT_FORMAT, DocumentError,
-    FleetKeyDocument, KeyEntry, MemberAttestation, MemberEntry, document_digest,
+    FleetKeyDocument, GROWTH_LOCKED, GROWTH_TRUSTED_WRAP, KeyEntry, MemberAttestation, MemberEntry,
+    document_digest,
 };
 pub use files::{
     AuditorSignature, Bundle, DOCUMENT_FILE_NAME, FilesError, OperatorSignature, SigningRequest,

@@ -12,7 +12,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use cryptoki::object::ObjectClass;
+use cryptoki::object::{ObjectClass, ObjectHandle};
 use cryptoki::session::Session;
 use rand::RngCore;
 use serde_json::{Value, json};
@@ -25,9 +25,10 @@ use crate::bundle::{
     SigningRequest,
 };
 use crate::fsutil::write_new;
-use crate::hsm::replicate::{self, OriginKey, Side};
+use crate::hsm::keys::Wrapping;
+use crate::hsm::replicate::{self, OriginKey, Side, TrustedWrappingKeys, WrappingKey};
 use crate::hsm::{self, HsmError, Library, Token, TokenCache, TokenSelector, keys};
-use crate::runbook::{self, Member, Runbook, TokenRef};
+use crate::runbook::{self, Growth, Member, Runbook, TokenRef};
 use crate::shares::{self, CredentialSet, CustodianRecipient, MemberCredentials, ShareContext};
 use crate::transcript::Transcript;
 
@@ -353,8 +354,8 @@ impl Run<'_> {
         Ok(token)
     }
 
-    /// Generates the fleet key on the origin, copies it to every other member and locks
-    /// it; returns its public key and fingerprint.
+    /// Generates the fleet key on the origin, copies it to every other member and returns
+    /// its public key and fingerprint. With `growth: locked` it also locks the origin's key.
     fn fleet_key(&mut self, opened: &[Opened]) -> Result<(String, String), CeremonyError> {
         let runbook = self.runbook;
         let algorithm = match runbook.fleet_key.algorithm {
@@ -411,7 +412,7 @@ impl Run<'_> {
         };
         self.replicate_all(opened, &origin_key, &fingerprint)?;
 
-        if replicated && !self.progress.locked {
+        if replicated && runbook.fleet_key.growth == Growth::Locked && !self.progress.locked {
             keys::lock(&origin.session, &origin.token, pair.private)
                 .map_err(CeremonyError::hsm("lock fleet key", &origin_name))?;
             self.record(
@@ -435,21 +436,21 @@ impl Run<'_> {
         let mut id = vec![0u8; 16];
         rand::rngs::OsRng.fill_bytes(&mut id);
 
-        // The key is extractable only while it is being replicated.
         let step = "generate fleet key";
         let on_error = || CeremonyError::hsm(step, &origin_name);
+        let wrapping = self.origin_wrapping(replicated);
         let pair = keys::generate(
             &origin.session,
             &origin.token,
             algorithm,
             label,
             &id,
-            replicated,
+            wrapping,
         )
         .map_err(on_error())?;
         let generated = keys::read_attributes(&origin.session, &origin.token, pair.private)
             .map_err(on_error())?;
-        keys::check_attributes(&generated, &origin.token, label, true, replicated)
+        keys::check_attributes(&generated, &origin.token, label, true, wrapping)
             .map_err(on_error())?;
         let pem = keys::public_key_pem(
             &origin.session,
@@ -470,9 +471,22 @@ impl Run<'_> {
                 "fingerprint": fingerprint,
                 "spki_pem": pem,
                 "attributes": generated,
+                "growth": self.runbook.fleet_key.growth.as_str(),
             }),
         )?;
         Ok((pair, id, pem, fingerprint))
+    }
+
+    /// Returns the wrapping the origin's private key allows when it is generated. With
+    /// `locked` growth the key is extractable only while it is being replicated, and the
+    /// deployment locks it afterwards. With `trusted-wrap` it stays wrappable under
+    /// trusted keys only, even in a one-member fleet, so that the fleet can grow later.
+    fn origin_wrapping(&self, replicated: bool) -> Wrapping {
+        match self.runbook.fleet_key.growth {
+            Growth::TrustedWrap => Wrapping::TrustedOnly,
+            Growth::Locked if replicated => Wrapping::Any,
+            Growth::Locked => Wrapping::Never,
+        }
     }
 
     /// Destroys objects labelled `label` that an interrupted step left without a record.
@@ -555,7 +569,16 @@ impl Run<'_> {
             .iter()
             .map(|(member, open)| (*member, &open.token))
             .collect();
-        let results = copy_in_parallel(&opened[0].token, &targets, key);
+        let trusted = self.trusted_wrapping_keys(&opened[0], pending.len())?;
+        let results = match &trusted {
+            Some(trusted) => {
+                // The SO login invalidated the handles of the origin's private key.
+                let refound = refind_key(&opened[0], key, &runbook.origin().name)?;
+                copy_in_parallel(&opened[0].token, &targets, &refound, trusted.handles())
+            }
+            None => copy_in_parallel(&opened[0].token, &targets, key, &[]),
+        };
+        drop(trusted);
 
         // A failed copy stops the run. Later copies that succeeded stay unrecorded, so a
         // resumed run removes and repeats them.
@@ -568,6 +591,7 @@ impl Run<'_> {
                     "to": member.name,
                     "token_label": open.token.label,
                     "mechanisms": ["CKM_RSA_PKCS_OAEP", "CKM_AES_KEY_WRAP_PAD"],
+                    "trusted_wrapping_key": runbook.fleet_key.growth == Growth::TrustedWrap,
                     "fingerprint": fingerprint,
                     "public_key_match": true,
                 }),
@@ -575,6 +599,28 @@ impl Run<'_> {
             self.progress.replicated.insert(member.name.clone());
         }
         Ok(())
+    }
+
+    /// Generates one trusted AES key per pending copy on the origin when the runbook's
+    /// growth policy is `trusted-wrap`. Returns `None` for `locked` or when no copy is
+    /// pending.
+    fn trusted_wrapping_keys(
+        &self,
+        origin: &Opened,
+        count: usize,
+    ) -> Result<Option<TrustedWrappingKeys>, CeremonyError> {
+        if self.runbook.fleet_key.growth != Growth::TrustedWrap || count == 0 {
+            return Ok(None);
+        }
+        let member = self.runbook.origin();
+        let pins = self.pins(member)?;
+        tracing::info!(member = %member.name, "logging in as security officer to make trusted wrapping keys");
+        TrustedWrappingKeys::generate(&origin.token, &pins.so_pin, &pins.user_pin, count)
+            .map(Some)
+            .map_err(CeremonyError::hsm(
+                "make trusted wrapping keys",
+                &member.name,
+            ))
     }
 
     /// Reads every member's key attributes back and checks them.
@@ -591,7 +637,11 @@ impl Run<'_> {
                     .map_err(on_error())?;
             let read =
                 keys::read_attributes(&open.session, &open.token, private).map_err(on_error())?;
-            keys::check_attributes(&read, &open.token, label, member.origin, false)
+            let expected = match self.runbook.fleet_key.growth {
+                Growth::TrustedWrap if member.origin => Wrapping::TrustedOnly,
+                _ => Wrapping::Never,
+            };
+            keys::check_attributes(&read, &open.token, label, member.origin, expected)
                 .map_err(on_error())?;
             attributes.push(read);
         }
@@ -602,10 +652,16 @@ impl Run<'_> {
                 .iter()
                 .map(|m| m.name.as_str())
                 .collect();
-            self.record(
-                action::KEY_CHECKED,
-                json!({"members": names, "extractable": false}),
-            )?;
+            let details = match self.runbook.fleet_key.growth {
+                Growth::Locked => json!({"members": names, "extractable": false}),
+                Growth::TrustedWrap => json!({
+                    "members": names,
+                    "growth": Growth::TrustedWrap.as_str(),
+                    "extractable": false,
+                    "extractable_under_trusted_keys_only": [self.runbook.origin().name],
+                }),
+            };
+            self.record(action::KEY_CHECKED, details)?;
             self.progress.checked = true;
         }
         Ok(attributes)
@@ -637,6 +693,10 @@ impl Run<'_> {
                     algorithm: runbook.fleet_key.algorithm.as_str().to_owned(),
                     spki_pem,
                     fingerprint: fingerprint.to_owned(),
+                    growth: match runbook.fleet_key.growth {
+                        Growth::Locked => None,
+                        Growth::TrustedWrap => Some(Growth::TrustedWrap.as_str().to_owned()),
+                    },
                 }],
                 members: member_entries(runbook, opened, attributes, attestations),
                 custodians: CustodianSummary {
@@ -722,14 +782,32 @@ fn replication_threads(pending: usize) -> usize {
     requested.clamp(1, MAX_PARALLEL_COPIES).min(pending.max(1))
 }
 
+/// Finds the origin's fleet key pair again by label, for new handles.
+fn refind_key<'a>(
+    origin: &Opened,
+    key: &OriginKey<'a>,
+    member: &str,
+) -> Result<OriginKey<'a>, CeremonyError> {
+    let on_error = || CeremonyError::hsm("find the fleet key again", member);
+    let find = |class| keys::find_one(&origin.session, &origin.token, key.label, class);
+    Ok(OriginKey {
+        label: key.label,
+        id: key.id,
+        private: find(ObjectClass::PRIVATE_KEY).map_err(on_error())?,
+        public: find(ObjectClass::PUBLIC_KEY).map_err(on_error())?,
+    })
+}
+
 /// Copies the fleet key to each pending member, on a bounded pool of threads. Each copy
 /// opens its own sessions, because a PKCS#11 session must not be shared between threads;
-/// the sessions inherit the user login of this process. Returns one result per member, in
-/// the order given.
+/// the sessions inherit the user login of this process. Copy `i` wraps under `trusted[i]`
+/// when that exists, else under a one-time key of its own. Returns one result per member,
+/// in the order given.
 fn copy_in_parallel(
     origin: &Token,
     pending: &[(&Member, &Token)],
     key: &OriginKey<'_>,
+    trusted: &[ObjectHandle],
 ) -> Vec<Result<(), HsmError>> {
     let workers = replication_threads(pending.len());
     tracing::debug!(threads = workers, copies = pending.len(), "replicating");
@@ -747,7 +825,11 @@ fn copy_in_parallel(
                         break;
                     };
                     tracing::info!(member = %member.name, "replicating the fleet key");
-                    let result = copy_one(origin, token, key);
+                    let wrapping = match trusted.get(index) {
+                        Some(handle) => WrappingKey::Trusted(*handle),
+                        None => WrappingKey::OneTime,
+                    };
+                    let result = copy_one(origin, token, key, wrapping);
                     meter.advance(&member.name);
                     *results[index]
                         .lock()
@@ -768,7 +850,12 @@ fn copy_in_parallel(
         .collect()
 }
 
-fn copy_one(origin: &Token, member: &Token, key: &OriginKey<'_>) -> Result<(), HsmError> {
+fn copy_one(
+    origin: &Token,
+    member: &Token,
+    key: &OriginKey<'_>,
+    wrapping: WrappingKey,
+) -> Result<(), HsmError> {
     let origin_session = origin.open_session()?;
     let member_session = member.open_session()?;
     replicate::replicate(
@@ -781,6 +868,7 @@ fn copy_one(origin: &Token, member: &Token, key: &OriginKey<'_>) -> Result<(), H
             session: &member_session,
         },
         key,
+        wrapping,
     )
     .map(|_| ())
 }

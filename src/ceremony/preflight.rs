@@ -6,7 +6,7 @@ use cryptoki::mechanism::MechanismType;
 
 use crate::hsm::replicate::REPLICATION_MECHANISMS;
 use crate::hsm::{self, HsmError, Library, Token, TokenSelector};
-use crate::runbook::{KeyAlgorithm, Member, Runbook, TokenRef};
+use crate::runbook::{Growth, KeyAlgorithm, Member, Runbook, TokenRef};
 
 /// A problem that stops the ceremony.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,6 +57,14 @@ pub fn check(runbook: &Runbook) -> Vec<Problem> {
 }
 
 fn check_algorithm(runbook: &Runbook, problems: &mut Vec<Problem>) {
+    if runbook.fleet_key.algorithm == KeyAlgorithm::Ed25519
+        && runbook.fleet_key.growth == Growth::TrustedWrap
+    {
+        problems.push(Problem {
+            place: "fleet_key.growth".into(),
+            message: "growth trusted-wrap keeps the fleet key wrappable for add-member, which copies only ecdsa-p256 keys\nhint: use `algorithm: ecdsa-p256`, or `growth: locked`".into(),
+        });
+    }
     if runbook.fleet_key.algorithm == KeyAlgorithm::Ed25519 && runbook.members.len() > 1 {
         problems.push(Problem {
             place: "fleet_key.algorithm".into(),

@@ -61,7 +61,7 @@ fn init(args: &InitArgs) -> anyhow::Result<u8> {
         KeyAlgorithm::Ed25519,
         &args.key_label,
         &id,
-        false,
+        keys::Wrapping::Never,
     )?;
     let pem = keys::public_key_pem(
         &session,

@@ -53,6 +53,26 @@ impl KeyAlgorithm {
     }
 }
 
+/// Whether a private key can be wrapped, and under which keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wrapping {
+    /// CKA_EXTRACTABLE false: no mechanism can wrap the key, and PKCS#11 never lets it
+    /// become true again.
+    Never,
+    /// CKA_EXTRACTABLE true and CKA_WRAP_WITH_TRUSTED false: any wrapping key will do.
+    Any,
+    /// CKA_EXTRACTABLE true and CKA_WRAP_WITH_TRUSTED true: only a wrapping key with
+    /// CKA_TRUSTED true, which only the security officer can set. PKCS#11 never lets
+    /// CKA_WRAP_WITH_TRUSTED become false again.
+    TrustedOnly,
+}
+
+impl Wrapping {
+    fn extractable(self) -> bool {
+        self != Wrapping::Never
+    }
+}
+
 /// Handles of a key pair on one token.
 #[derive(Debug, Clone, Copy)]
 pub struct KeyPair {
@@ -114,15 +134,14 @@ pub fn find_one(
 }
 
 /// Generates a key pair labelled `label` on the token. The private key is sensitive and
-/// a token object; it is extractable only when `extractable` is set, so that replication
-/// can wrap it.
+/// a token object; `wrapping` sets whether replication can wrap it, and under which keys.
 pub fn generate(
     session: &Session,
     token: &Token,
     algorithm: KeyAlgorithm,
     label: &str,
     id: &[u8],
-    extractable: bool,
+    wrapping: Wrapping,
 ) -> Result<KeyPair, HsmError> {
     ensure_label_free(session, token, label)?;
 
@@ -144,7 +163,8 @@ pub fn generate(
         Attribute::Decrypt(false),
         Attribute::Derive(false),
         Attribute::Unwrap(false),
-        Attribute::Extractable(extractable),
+        Attribute::Extractable(wrapping.extractable()),
+        Attribute::WrapWithTrusted(wrapping == Wrapping::TrustedOnly),
         Attribute::Label(label.as_bytes().to_vec()),
         Attribute::Id(id.to_vec()),
     ];
@@ -270,7 +290,13 @@ const REPORTED: &[(AttributeType, &str)] = &[
     (AttributeType::Decrypt, "CKA_DECRYPT"),
     (AttributeType::Derive, "CKA_DERIVE"),
     (AttributeType::Unwrap, "CKA_UNWRAP"),
+    (AttributeType::WrapWithTrusted, WRAP_WITH_TRUSTED),
 ];
+
+/// Name of CKA_WRAP_WITH_TRUSTED in attribute maps. It is reported only for a key with
+/// CKA_EXTRACTABLE true, because a non-extractable key cannot be wrapped at all. So the
+/// attributes of a locked fleet read as they did before this attribute was reported.
+const WRAP_WITH_TRUSTED: &str = "CKA_WRAP_WITH_TRUSTED";
 
 /// Reads the security-relevant attributes of a private key.
 pub fn read_attributes(
@@ -295,6 +321,9 @@ pub fn read_attributes(
             map.insert((*name).to_owned(), Value::Bool(value));
         }
     }
+    if map.get("CKA_EXTRACTABLE") != Some(&Value::Bool(true)) {
+        map.remove(WRAP_WITH_TRUSTED);
+    }
     Ok(map)
 }
 
@@ -310,7 +339,8 @@ fn bool_value(attribute: &Attribute) -> Option<bool> {
         | Attribute::Sign(v)
         | Attribute::Decrypt(v)
         | Attribute::Derive(v)
-        | Attribute::Unwrap(v) => Some(*v),
+        | Attribute::Unwrap(v)
+        | Attribute::WrapWithTrusted(v) => Some(*v),
         _ => None,
     }
 }
@@ -318,22 +348,26 @@ fn bool_value(attribute: &Attribute) -> Option<bool> {
 /// Checks that the attributes read back have the values the ceremony requires.
 ///
 /// `expect_local` is true for the key generated on this token and false for a copy.
-/// `expect_extractable` is the value CKA_EXTRACTABLE must have at this point.
+/// `expect_wrapping` is the wrapping the key must allow at this point: it sets the
+/// expected CKA_EXTRACTABLE, and for an extractable key also CKA_WRAP_WITH_TRUSTED.
 pub fn check_attributes(
     attributes: &BTreeMap<String, Value>,
     token: &Token,
     label: &str,
     expect_local: bool,
-    expect_extractable: bool,
+    expect_wrapping: Wrapping,
 ) -> Result<(), HsmError> {
-    let required: [(&'static str, bool); 6] = [
+    let mut required: Vec<(&'static str, bool)> = vec![
         ("CKA_TOKEN", true),
         ("CKA_PRIVATE", true),
         ("CKA_SENSITIVE", true),
         ("CKA_SIGN", true),
         ("CKA_LOCAL", expect_local),
-        ("CKA_EXTRACTABLE", expect_extractable),
+        ("CKA_EXTRACTABLE", expect_wrapping.extractable()),
     ];
+    if expect_wrapping.extractable() {
+        required.push((WRAP_WITH_TRUSTED, expect_wrapping == Wrapping::TrustedOnly));
+    }
     for (name, expected) in required {
         let found = attributes.get(name).and_then(Value::as_bool);
         if found != Some(expected) {

@@ -9,13 +9,19 @@
 //! with RSA-OAEP, and only with SHA-1 and MGF1-SHA1. Transport objects are session
 //! objects, so they vanish with the session even if the tool stops half-way, and the tool
 //! destroys them explicitly when a copy is done.
+//!
+//! A fleet key with CKA_WRAP_WITH_TRUSTED true can be wrapped only under a key with
+//! CKA_TRUSTED true, so for such a key the one-time AES keys come from
+//! [`TrustedWrappingKeys`], made by the security officer, instead.
 
+use cryptoki::error::RvError;
 use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsOaepParams, PkcsOaepSource};
 use cryptoki::mechanism::{Mechanism, MechanismType};
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
-use cryptoki::session::Session;
+use cryptoki::session::{Session, UserType};
 use p256::ecdsa::signature::hazmat::PrehashVerifier;
 use rand::RngCore;
+use secrecy::SecretString;
 
 use super::error::Context;
 use super::keys::{self, KeyAlgorithm};
@@ -68,19 +74,32 @@ pub struct OriginKey<'a> {
     pub public: ObjectHandle,
 }
 
-/// Copies the origin's ECDSA P-256 fleet key to `member`, checks that the copy matches
-/// the origin's public key, and returns the copy's key pair. The copy is created
-/// non-extractable. On a mismatch the copy is destroyed.
+/// The one-time AES key under which the origin wraps the fleet key for one copy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WrappingKey {
+    /// Generated in the origin's user session for this copy. Wraps only a fleet key with
+    /// CKA_WRAP_WITH_TRUSTED false.
+    OneTime,
+    /// One of the keys of a [`TrustedWrappingKeys`], used for this copy only. Needed for a
+    /// fleet key with CKA_WRAP_WITH_TRUSTED true.
+    Trusted(ObjectHandle),
+}
+
+/// Copies the origin's ECDSA P-256 fleet key to `member` under `wrapping`, checks that
+/// the copy matches the origin's public key, and returns the copy's key pair. The copy is
+/// created non-extractable. On a mismatch the copy is destroyed. The AES key is destroyed
+/// after use, whichever kind it is.
 pub fn replicate(
     origin: &Side<'_>,
     member: &Side<'_>,
     key: &OriginKey<'_>,
+    wrapping: WrappingKey,
 ) -> Result<keys::KeyPair, HsmError> {
     keys::ensure_label_free(member.session, member.token, key.label)?;
     let mut transport = TransportKey::generate(member)?;
     let result = transport
         .import(origin, member)
-        .and_then(|_| copy_under(origin, member, key, &transport));
+        .and_then(|_| copy_under(origin, member, key, &transport, wrapping));
     transport.destroy(origin, member);
     result
 }
@@ -90,8 +109,9 @@ fn copy_under(
     member: &Side<'_>,
     key: &OriginKey<'_>,
     transport: &TransportKey,
+    wrapping: WrappingKey,
 ) -> Result<keys::KeyPair, HsmError> {
-    let (wrapped_key, wrapped_aes) = wrap_on_origin(origin, key, transport)?;
+    let (wrapped_key, wrapped_aes) = wrap_on_origin(origin, key, transport, wrapping)?;
     let private = unwrap_on_member(member, key, transport, &wrapped_key, &wrapped_aes)?;
     let public = copy_public_key(origin, member, key)?;
     let pair = keys::KeyPair { public, private };
@@ -204,14 +224,10 @@ fn oaep() -> Mechanism<'static> {
     ))
 }
 
-/// Wraps the fleet key on the origin; returns (wrapped fleet key, wrapped AES key).
-fn wrap_on_origin(
-    origin: &Side<'_>,
-    key: &OriginKey<'_>,
-    transport: &TransportKey,
-) -> Result<(Vec<u8>, Vec<u8>), HsmError> {
-    let label = &origin.token.label;
-    let aes_template = [
+/// Template of a one-time AES wrapping key: a session object that wraps and nothing else,
+/// and is itself extractable so that RSA-OAEP can carry it to the member.
+fn aes_template(trusted: bool) -> Vec<Attribute> {
+    let mut template = vec![
         Attribute::Token(false),
         Attribute::ValueLen(32.into()),
         Attribute::Wrap(true),
@@ -221,10 +237,29 @@ fn wrap_on_origin(
         Attribute::Sensitive(true),
         Attribute::Extractable(true),
     ];
-    let aes = origin
-        .session
-        .generate_key(&Mechanism::AesKeyGen, &aes_template)
-        .on(label, "generate a one-time AES key")?;
+    if trusted {
+        // The security officer can create public objects only.
+        template.push(Attribute::Private(false));
+        template.push(Attribute::Trusted(true));
+    }
+    template
+}
+
+/// Wraps the fleet key on the origin; returns (wrapped fleet key, wrapped AES key).
+fn wrap_on_origin(
+    origin: &Side<'_>,
+    key: &OriginKey<'_>,
+    transport: &TransportKey,
+    wrapping: WrappingKey,
+) -> Result<(Vec<u8>, Vec<u8>), HsmError> {
+    let label = &origin.token.label;
+    let aes = match wrapping {
+        WrappingKey::OneTime => origin
+            .session
+            .generate_key(&Mechanism::AesKeyGen, &aes_template(false))
+            .on(label, "generate a one-time AES key")?,
+        WrappingKey::Trusted(handle) => handle,
+    };
 
     let result = (|| {
         let wrapped_key = origin
@@ -328,6 +363,90 @@ fn copy_public_key(
         .session
         .create_object(&template)
         .on(&member.token.label, "store the fleet public key")
+}
+
+/// One-time AES keys with CKA_TRUSTED true on the origin, one per copy, for a fleet key
+/// with CKA_WRAP_WITH_TRUSTED true.
+///
+/// Only the security officer can set CKA_TRUSTED, and one application cannot be logged in
+/// as the SO and the user at once. So [`TrustedWrappingKeys::generate`] logs the user out
+/// of the origin, which ends the login of every session this process has on the token.
+/// It then logs in as the SO, generates the keys as public session objects, because the
+/// SO cannot create private objects, logs out, and logs in as the user again. The keys
+/// belong to this value's session and vanish when it is dropped.
+///
+/// Handles of private objects found before `generate` are invalid afterwards (SoftHSM
+/// 2.6.1 returns CKR_OBJECT_HANDLE_INVALID for them), so callers find them again.
+pub struct TrustedWrappingKeys {
+    /// Never read, but it must stay open: the keys are its session objects.
+    _session: Session,
+    handles: Vec<ObjectHandle>,
+}
+
+impl TrustedWrappingKeys {
+    /// Generates `count` trusted AES keys on `token` as described on the type, and leaves
+    /// the process logged in as the user on `token`.
+    pub fn generate(
+        token: &Token,
+        so_pin: &SecretString,
+        user_pin: &SecretString,
+        count: usize,
+    ) -> Result<TrustedWrappingKeys, HsmError> {
+        let label = &token.label;
+        let session = token.open_session()?;
+        match session.logout() {
+            Ok(()) | Err(cryptoki::error::Error::Pkcs11(RvError::UserNotLoggedIn, _)) => {}
+            Err(error) => return Err(HsmError::from_cryptoki(label, "log out the user", error)),
+        }
+
+        let generated = generate_as_so(&session, token, so_pin, count);
+        // Log in as the user again even when the SO step failed, so the caller's sessions
+        // keep working and the error below is the one that counts.
+        let relogin = session
+            .login(UserType::User, Some(user_pin))
+            .on(label, "log in as user after the security officer step");
+        let handles = generated?;
+        relogin?;
+        tracing::debug!(token = %label, keys = handles.len(), "generated trusted wrapping keys");
+        Ok(TrustedWrappingKeys {
+            _session: session,
+            handles,
+        })
+    }
+
+    /// Returns the key handles, one per copy.
+    pub fn handles(&self) -> &[ObjectHandle] {
+        &self.handles
+    }
+}
+
+/// Logs in as the SO on `session`, generates `count` trusted AES keys and logs out.
+fn generate_as_so(
+    session: &Session,
+    token: &Token,
+    so_pin: &SecretString,
+    count: usize,
+) -> Result<Vec<ObjectHandle>, HsmError> {
+    let label = &token.label;
+    session
+        .login(UserType::So, Some(so_pin))
+        .on(label, "log in as security officer")?;
+    let mut handles = Vec::with_capacity(count);
+    let mut result = Ok(());
+    for _ in 0..count {
+        match session
+            .generate_key(&Mechanism::AesKeyGen, &aes_template(true))
+            .on(label, "generate a trusted one-time AES key")
+        {
+            Ok(handle) => handles.push(handle),
+            Err(error) => {
+                result = Err(error);
+                break;
+            }
+        }
+    }
+    let logout = session.logout().on(label, "log out the security officer");
+    result.and(logout).map(|()| handles)
 }
 
 /// Signs a random challenge with the copy and verifies it with the origin's public key.

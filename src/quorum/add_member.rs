@@ -3,7 +3,11 @@
 //! source member under transport keys.
 //!
 //! The copy needs the source's private key to be wrappable (CKA_EXTRACTABLE true). A
-//! deployment locks every copy, so `check` reports a locked source before anything changes.
+//! deployment with `growth: locked` locks every copy, so `check` reports a locked source
+//! before anything changes. A deployment with `growth: trusted-wrap` leaves the origin's
+//! copy wrappable under CKA_TRUSTED keys only (CKA_WRAP_WITH_TRUSTED true). The copy then
+//! logs in as the source's security officer, with the SO PIN that the shares recover, to
+//! make a trusted one-time AES key.
 
 use std::path::PathBuf;
 
@@ -13,10 +17,13 @@ use serde_json::json;
 use super::rotate::{check_share_files_absent, recipients};
 use super::{QuorumError, action, check_not_started, check_shares_fit, find_token, pins_of};
 use crate::ceremony::preflight::Problem;
-use crate::hsm::replicate::{self, OriginKey, REPLICATION_MECHANISMS, Side};
+use crate::hsm::keys::Wrapping;
+use crate::hsm::replicate::{
+    self, OriginKey, REPLICATION_MECHANISMS, Side, TrustedWrappingKeys, WrappingKey,
+};
 use crate::hsm::{HsmError, Library, Token, keys};
-use crate::runbook::{AddMember, QuorumRunbook, TokenRef};
-use crate::shares::{self, CredentialSet, Recovered};
+use crate::runbook::{AddMember, Growth, QuorumRunbook, TokenRef};
+use crate::shares::{self, CredentialSet, MemberCredentials, Recovered};
 use crate::transcript::Transcript;
 
 /// What `add_member` did.
@@ -36,8 +43,9 @@ pub struct AddedMember {
 /// member's token is present, that the new member's token label is free and a free slot
 /// exists, and that the source token has the replication mechanisms. With `recovered` it
 /// logs in as the user on the source and checks that its fleet private key can be
-/// wrapped: CKA_EXTRACTABLE true and CKA_WRAP_WITH_TRUSTED false. Without it, the private
-/// key is not checked, because it is invisible before login.
+/// wrapped: CKA_EXTRACTABLE true, with CKA_WRAP_WITH_TRUSTED either way. Without it, the
+/// private key is not checked, because it is invisible before login. The SO PIN of the
+/// source is not tried here, so a wrong one shows only when the run logs in with it.
 pub fn check_add_member(
     runbook: &QuorumRunbook,
     add: &AddMember,
@@ -124,37 +132,48 @@ fn check_source_key(add: &AddMember, recovered: &Recovered) -> Result<(), String
         .map_err(|error| error.to_string())?;
     let private = keys::find_one(&session, &token, &add.key_label, ObjectClass::PRIVATE_KEY)
         .map_err(|error| error.to_string())?;
+    source_wrapping(&session, &token, private)
+        .map_err(|error| error.to_string())?
+        .map(|_| ())
+        .ok_or_else(|| {
+            format!(
+                "the fleet private key {:?} on token {} has CKA_EXTRACTABLE false, so no \
+                 mechanism can wrap it for a new member; PKCS#11 never lets it become \
+                 true again\nhint: a fleet deployed with `growth: locked` (the default) \
+                 locks every copy, so it cannot gain members by replication; deploy a new \
+                 fleet that includes the new member, and set `growth: trusted-wrap` under \
+                 `fleet_key` if it must gain members later",
+                add.key_label, token.label
+            )
+        })
+}
+
+/// Reads how the source's private key can be wrapped; `None` when it cannot be at all.
+fn source_wrapping(
+    session: &cryptoki::session::Session,
+    token: &Token,
+    private: cryptoki::object::ObjectHandle,
+) -> Result<Option<Wrapping>, HsmError> {
     let attributes = session
         .get_attributes(
             private,
             &[AttributeType::Extractable, AttributeType::WrapWithTrusted],
         )
-        .map_err(|error| HsmError::from_cryptoki(&token.label, "read key attributes", error))
-        .map_err(|error| error.to_string())?;
-
+        .map_err(|error| HsmError::from_cryptoki(&token.label, "read key attributes", error))?;
+    let mut extractable = false;
+    let mut trusted_only = false;
     for attribute in attributes {
         match attribute {
-            Attribute::Extractable(false) => {
-                return Err(format!(
-                    "the fleet private key {:?} on token {} has CKA_EXTRACTABLE false, so no \
-                     mechanism can wrap it for a new member; PKCS#11 never lets it become \
-                     true again\nhint: a fleet deployed by this tool locks every copy, so it \
-                     cannot gain members by replication; deploy a new fleet that includes \
-                     the new member",
-                    add.key_label, token.label
-                ));
-            }
-            Attribute::WrapWithTrusted(true) => {
-                return Err(format!(
-                    "the fleet private key {:?} on token {} has CKA_WRAP_WITH_TRUSTED true; \
-                     replication wraps it under a one-time AES key that is not CKA_TRUSTED",
-                    add.key_label, token.label
-                ));
-            }
+            Attribute::Extractable(value) => extractable = value,
+            Attribute::WrapWithTrusted(value) => trusted_only = value,
             _ => {}
         }
     }
-    Ok(())
+    Ok(match (extractable, trusted_only) {
+        (false, _) => None,
+        (true, false) => Some(Wrapping::Any),
+        (true, true) => Some(Wrapping::TrustedOnly),
+    })
 }
 
 /// Initialises the new member's token with new PINs, writes a new share set covering
@@ -241,15 +260,27 @@ pub fn add_member(
         json!({"member": new.name, "token_label": new_token.label, "token_serial": new_token.serial}),
     )?;
 
-    let attributes = copy_key(
+    let copied = copy_key(
         add,
-        &recovered_source_pin(add, &credentials)?,
+        recovered_source_pins(add, &credentials)?,
         new_token.clone(),
         &new_pins.user_pin,
     )?;
+    let growth = match copied.source_wrapping {
+        Wrapping::TrustedOnly => Some(Growth::TrustedWrap.as_str()),
+        Wrapping::Any | Wrapping::Never => None,
+    };
     transcript.append(
         action::KEY_REPLICATED,
-        json!({"from": add.source, "to": new.name, "token_label": new_token.label, "label": add.key_label, "key_attributes": attributes}),
+        json!({
+            "from": add.source,
+            "to": new.name,
+            "token_label": new_token.label,
+            "label": add.key_label,
+            "growth": growth,
+            "trusted_wrapping_key": copied.source_wrapping == Wrapping::TrustedOnly,
+            "key_attributes": copied.attributes,
+        }),
     )?;
     transcript.append(action::FINISHED, json!({"credential_set": credentials.id}))?;
     Ok(AddedMember {
@@ -259,39 +290,79 @@ pub fn add_member(
     })
 }
 
-fn recovered_source_pin(
+fn recovered_source_pins<'a>(
     add: &AddMember,
-    credentials: &CredentialSet,
-) -> Result<secrecy::SecretString, QuorumError> {
+    credentials: &'a CredentialSet,
+) -> Result<&'a MemberCredentials, QuorumError> {
     credentials
         .members
         .iter()
         .find(|entry| entry.member == add.source)
-        .map(|entry| entry.user_pin.clone())
         .ok_or_else(|| QuorumError::WrongShares {
             reason: format!("they hold no PINs for member {}", add.source),
         })
 }
 
+/// The result of [`copy_key`].
+struct Copied {
+    /// Wrapping that the source's key allows.
+    source_wrapping: Wrapping,
+    /// The copy's attributes, checked to be sensitive, non-extractable and not generated
+    /// locally.
+    attributes: std::collections::BTreeMap<String, serde_json::Value>,
+}
+
 /// Copies the fleet key from the source to the new token and returns the copy's
-/// attributes, checked to be sensitive, non-extractable and not generated locally.
+/// attributes. A source key with CKA_WRAP_WITH_TRUSTED true is wrapped under a trusted
+/// AES key that the source's security officer makes.
 fn copy_key(
     add: &AddMember,
-    source_pin: &secrecy::SecretString,
+    source_pins: &MemberCredentials,
     new_token: Token,
     new_pin: &secrecy::SecretString,
-) -> Result<std::collections::BTreeMap<String, serde_json::Value>, QuorumError> {
+) -> Result<Copied, QuorumError> {
     let step = "replicate the fleet key";
     let source = add.source_member();
     let source_token = find_token(source).map_err(QuorumError::hsm(step, &source.name))?;
     let source_session = source_token
-        .login_user(source_pin)
+        .login_user(&source_pins.user_pin)
         .map_err(QuorumError::hsm(step, &source.name))?;
     let new_name = &add.new_member.name;
     let new_session = new_token
         .login_user(new_pin)
         .map_err(QuorumError::hsm(step, new_name))?;
 
+    let private = keys::find_one(
+        &source_session,
+        &source_token,
+        &add.key_label,
+        ObjectClass::PRIVATE_KEY,
+    )
+    .map_err(QuorumError::hsm(step, &source.name))?;
+    let source_wrapping = source_wrapping(&source_session, &source_token, private)
+        .map_err(QuorumError::hsm(step, &source.name))?
+        .unwrap_or(Wrapping::Never);
+    let trusted = match source_wrapping {
+        Wrapping::TrustedOnly => Some(
+            TrustedWrappingKeys::generate(
+                &source_token,
+                &source_pins.so_pin,
+                &source_pins.user_pin,
+                1,
+            )
+            .map_err(QuorumError::hsm(
+                "make a trusted wrapping key",
+                &source.name,
+            ))?,
+        ),
+        Wrapping::Any | Wrapping::Never => None,
+    };
+    let wrapping = match trusted.as_ref().and_then(|keys| keys.handles().first()) {
+        Some(handle) => WrappingKey::Trusted(*handle),
+        None => WrappingKey::OneTime,
+    };
+
+    // Found again, because the security officer login invalidates private key handles.
     let private = keys::find_one(
         &source_session,
         &source_token,
@@ -331,12 +402,22 @@ fn copy_key(
         private,
         public,
     };
-    let pair =
-        replicate::replicate(&origin, &member, &key).map_err(QuorumError::hsm(step, new_name))?;
+    let pair = replicate::replicate(&origin, &member, &key, wrapping)
+        .map_err(QuorumError::hsm(step, new_name))?;
+    drop(trusted);
     let attributes = keys::read_attributes(&new_session, &new_token, pair.private)
         .map_err(QuorumError::hsm(step, new_name))?;
-    keys::check_attributes(&attributes, &new_token, &add.key_label, false, false)
-        .map_err(QuorumError::hsm(step, new_name))?;
+    keys::check_attributes(
+        &attributes,
+        &new_token,
+        &add.key_label,
+        false,
+        Wrapping::Never,
+    )
+    .map_err(QuorumError::hsm(step, new_name))?;
     tracing::info!(member = %new_name, "copied the fleet key to the new member");
-    Ok(attributes)
+    Ok(Copied {
+        source_wrapping,
+        attributes,
+    })
 }

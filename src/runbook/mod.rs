@@ -115,6 +115,38 @@ pub struct FleetKeySpec {
     pub algorithm: KeyAlgorithm,
     /// CKA_LABEL of the key objects, 1 to 64 bytes.
     pub label: String,
+    /// Whether the fleet can gain members after the deployment.
+    pub growth: Growth,
+}
+
+/// Replication policy of the fleet key: whether the origin's copy stays wrappable after
+/// the deployment, so that the fleet can gain members.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Growth {
+    /// Every copy ends non-extractable (CKA_EXTRACTABLE false), so no copy can ever be
+    /// wrapped again and the fleet cannot gain members.
+    #[default]
+    Locked,
+    /// The origin's copy stays extractable with CKA_WRAP_WITH_TRUSTED true, so it can be
+    /// wrapped only under a key with CKA_TRUSTED true, which only the security officer
+    /// can set. Every other copy is non-extractable.
+    TrustedWrap,
+}
+
+impl Growth {
+    /// Returns the runbook and document spelling, `locked` or `trusted-wrap`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Locked => crate::bundle::GROWTH_LOCKED,
+            Self::TrustedWrap => crate::bundle::GROWTH_TRUSTED_WRAP,
+        }
+    }
+}
+
+impl std::fmt::Display for Growth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// Reference to a PKCS#11 token.

@@ -54,6 +54,8 @@ pub(super) struct RawDefaults {
 pub(super) struct RawFleetKey {
     pub algorithm: Spanned<String>,
     pub label: Spanned<String>,
+    #[serde(default, deserialize_with = "present")]
+    pub growth: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -9,8 +9,9 @@ use serde_saphyr::{Location, Spanned};
 use super::error::saturate;
 use super::raw::{RawCustodians, RawMember, RawOperator, RawOutputs, RawRunbook, RawToken};
 use super::{
-    Custodian, Custodians, DEFAULT_MODULE, Fleet, FleetKeySpec, KeyAlgorithm, Member, Operator,
-    Outputs, Party, RUNBOOK_KIND, RUNBOOK_VERSION, Runbook, RunbookError, Signer, TokenRef, keys,
+    Custodian, Custodians, DEFAULT_MODULE, Fleet, FleetKeySpec, Growth, KeyAlgorithm, Member,
+    Operator, Outputs, Party, RUNBOOK_KIND, RUNBOOK_VERSION, Runbook, RunbookError, Signer,
+    TokenRef, keys,
 };
 
 /// Maximum number of members in a runbook.
@@ -272,6 +273,10 @@ pub(super) fn runbook(
     let fleet_key = FleetKeySpec {
         algorithm: algorithm(&checker, &raw.fleet_key.algorithm)?,
         label: checker.key_label("fleet_key.label", &raw.fleet_key.label)?,
+        growth: match &raw.fleet_key.growth {
+            Some(value) => growth(&checker, value)?,
+            None => Growth::default(),
+        },
     };
     let members = members(&checker, &raw.members, &default_module)?;
     let custodians = custodians(&checker, &raw.custodians)?;
@@ -347,6 +352,19 @@ pub(super) fn algorithm(
             let message = format!("unknown key algorithm {other:?}");
             let hint = "use ecdsa-p256 or ed25519";
             Err(checker.invalid("fleet_key.algorithm", value, message, Some(hint)))
+        }
+    }
+}
+
+fn growth(checker: &Checker<'_>, value: &Spanned<String>) -> Result<Growth, RunbookError> {
+    match value.value.as_str() {
+        "locked" => Ok(Growth::Locked),
+        "trusted-wrap" => Ok(Growth::TrustedWrap),
+        other => {
+            let message = format!("unknown growth policy {other:?}");
+            let hint = "use locked (no copy stays wrappable) or trusted-wrap (the origin's copy \
+                        can be wrapped under security-officer-trusted keys)";
+            Err(checker.invalid("fleet_key.growth", value, message, Some(hint)))
         }
     }
 }

@@ -48,6 +48,7 @@ pub fn key_entry(label: &str, algorithm: &str, spki_pem: String) -> KeyEntry {
         algorithm: algorithm.to_string(),
         fingerprint: fingerprint(der.as_bytes()),
         spki_pem,
+        growth: None,
     }
 }
 

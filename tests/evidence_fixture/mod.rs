@@ -207,6 +207,7 @@ fn document(text: &CeremonyText, transcript_sha256: &str) -> FleetKeyDocument {
             algorithm: "ecdsa-p256".to_owned(),
             spki_pem: fleet_key_pem(),
             fingerprint: fleet_key_fingerprint(),
+            growth: None,
         }],
         members: vec![
             member(0, "hsm-zrh-1", true),
