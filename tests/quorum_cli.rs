@@ -573,3 +573,48 @@ fn locked_fleet_add_member_hints_at_growth() {
     let stderr = String::from_utf8_lossy(&output);
     assert!(stderr.contains("growth: trusted-wrap"), "{stderr}");
 }
+
+#[test]
+fn trusted_wrap_check_catches_wrong_so_pin() {
+    let demo = Demo::run();
+    let deployment = growing_deployment(&demo, "trusted-wrap");
+    let mut run = demo.cli();
+    run.arg("run").arg(&deployment).arg("--yes");
+    run.assert().code(4);
+
+    // The source's SO PIN changes behind the shares' back.
+    let deployed_shares = vec![share("shares-grow", "alice"), share("shares-grow", "bob")];
+    let mut reveal = demo.cli();
+    reveal.args(["shares", "combine", "--reveal"]);
+    with_shares(&mut reveal, &deployed_shares);
+    let revealed =
+        String::from_utf8(reveal.assert().success().get_output().stdout.clone()).unwrap();
+    let source = revealed
+        .lines()
+        .find(|line| line.starts_with("bern-1\t"))
+        .unwrap();
+    let fields: Vec<&str> = source.split('\t').collect();
+    let output = StdCommand::new(PKCS11_TOOL)
+        .env("SOFTHSM2_CONF", demo.conf())
+        .args(["--module", SOFTHSM_MODULE, "--token-label", fields[1]])
+        .args(["--login", "--login-type", "so", "--so-pin", fields[2]])
+        .args(["--change-pin", "--new-pin", "changed-so-pin-0"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "pkcs11-tool failed: {output:?}");
+
+    let runbook = demo.write("grow-add.yaml", &growing_add_member_runbook());
+    for command in ["check", "run"] {
+        let mut attempt = demo.cli();
+        attempt.arg(command).arg(&runbook);
+        if command == "run" {
+            attempt.arg("--yes");
+        }
+        with_shares(&mut attempt, &deployed_shares);
+        let output = attempt.assert().failure().get_output().stderr.clone();
+        let stderr = String::from_utf8_lossy(&output);
+        assert!(stderr.contains("security officer"), "{command}: {stderr}");
+    }
+    assert!(!demo.token_labels().contains("grow-oslo-1"));
+    assert!(!demo.root.join("shares-grow-oslo").exists());
+}

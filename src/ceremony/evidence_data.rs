@@ -7,7 +7,8 @@ use serde_json::{Value, json};
 use super::CeremonyError;
 use super::finish::sha256_hex;
 use crate::bundle::{
-    self, AuditorSignature, FleetKeyDocument, MemberEntry, OperatorSignature, Trust,
+    self, AuditorSignature, FleetKeyDocument, GROWTH_LOCKED, GROWTH_TRUSTED_WRAP, MemberEntry,
+    OperatorSignature, Trust,
 };
 
 /// Format name of `evidence.json`.
@@ -163,6 +164,8 @@ pub(super) fn build(
             "spki_pem": key.spki_pem,
             "fingerprint": key.fingerprint,
             "fingerprint_words": crate::words::fingerprint_words(&key.fingerprint).unwrap_or_default(),
+            "growth": key.growth.as_deref().unwrap_or(GROWTH_LOCKED),
+            "growth_note": growth_note(key.growth.as_deref(), document),
         },
         "members": members,
         "attribute_rows": attribute_rows,
@@ -427,4 +430,26 @@ fn logged_entry(bundle_bytes: &[u8]) -> Option<(u64, u64, String)> {
         .next()?
         .to_owned();
     Some((index, size, origin))
+}
+
+/// Returns the sentence for readers that names the copies of the fleet private key that
+/// can ever be wrapped again, from the key's growth policy.
+fn growth_note(growth: Option<&str>, document: &FleetKeyDocument) -> String {
+    if growth != Some(GROWTH_TRUSTED_WRAP) {
+        return "Every copy of the fleet private key is non-extractable (CKA_EXTRACTABLE \
+                false), so no HSM can wrap it again and the fleet cannot gain members by \
+                copying it."
+            .to_owned();
+    }
+    let origin = document
+        .members
+        .iter()
+        .find(|member| member.origin)
+        .map_or("the origin member", |member| member.name.as_str());
+    format!(
+        "Growth policy trusted-wrap: the copy on {origin} can be wrapped, but only under a \
+         key that its security officer marked trusted (CKA_WRAP_WITH_TRUSTED true), so the \
+         fleet can gain members when a quorum of custodians rebuilds that officer's PIN. \
+         Every other copy is non-extractable."
+    )
 }

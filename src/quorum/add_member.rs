@@ -44,8 +44,9 @@ pub struct AddedMember {
 /// exists, and that the source token has the replication mechanisms. With `recovered` it
 /// logs in as the user on the source and checks that its fleet private key can be
 /// wrapped: CKA_EXTRACTABLE true, with CKA_WRAP_WITH_TRUSTED either way. Without it, the
-/// private key is not checked, because it is invisible before login. The SO PIN of the
-/// source is not tried here, so a wrong one shows only when the run logs in with it.
+/// private key is not checked, because it is invisible before login. When the key is
+/// wrappable under trusted keys only, it also logs in once as the source's security
+/// officer, whose PIN the run needs.
 pub fn check_add_member(
     runbook: &QuorumRunbook,
     add: &AddMember,
@@ -132,9 +133,8 @@ fn check_source_key(add: &AddMember, recovered: &Recovered) -> Result<(), String
         .map_err(|error| error.to_string())?;
     let private = keys::find_one(&session, &token, &add.key_label, ObjectClass::PRIVATE_KEY)
         .map_err(|error| error.to_string())?;
-    source_wrapping(&session, &token, private)
+    let wrapping = source_wrapping(&session, &token, private)
         .map_err(|error| error.to_string())?
-        .map(|_| ())
         .ok_or_else(|| {
             format!(
                 "the fleet private key {:?} on token {} has CKA_EXTRACTABLE false, so no \
@@ -145,7 +145,27 @@ fn check_source_key(add: &AddMember, recovered: &Recovered) -> Result<(), String
                  `fleet_key` if it must gain members later",
                 add.key_label, token.label
             )
-        })
+        })?;
+    session
+        .logout()
+        .map_err(|error| HsmError::from_cryptoki(&token.label, "log out", error).to_string())?;
+    drop(session);
+
+    // The run logs in as the security officer to make the trusted wrapping key, so a
+    // wrong SO PIN must show now, before the new token is initialised.
+    if wrapping == Wrapping::TrustedOnly {
+        let so_session = token.login_so(&pins.so_pin).map_err(|error| {
+            format!(
+                "the run needs the security officer of member {} to make a trusted wrapping \
+                 key: {error}",
+                source.name
+            )
+        })?;
+        so_session
+            .logout()
+            .map_err(|error| HsmError::from_cryptoki(&token.label, "log out", error).to_string())?;
+    }
+    Ok(())
 }
 
 /// Reads how the source's private key can be wrapped; `None` when it cannot be at all.
