@@ -310,7 +310,7 @@ pub(super) fn partial_set(
         transcript: transcript.to_owned(),
         step: action::SHARE_WRITTEN,
         detail: format!(
-            "the run stopped while writing the new share set: {} exist, {} are missing, and shares of another split cannot complete this one",
+            "the run stopped while writing the new share set, so only some of its files exist (present: {}; missing: {}), and shares of another split cannot complete it",
             list(present),
             list(missing)
         ),
