@@ -318,7 +318,7 @@ fn run_killed(folder: &Folder, run: &[&str], point: &str) {
 
 // --- retire ---------------------------------------------------------------------------
 
-/// Checks that no member holds the fleet key and the evidence matches the transcript.
+/// Checks that no member contains the fleet key and the evidence matches the transcript.
 fn check_retired(folder: &Folder, pins: &[(String, String)], point: &str) {
     for (token, pin) in pins {
         let listing = folder.list_objects(token, pin).unwrap();
@@ -618,7 +618,7 @@ fn growing_fleet() -> Folder {
     base
 }
 
-/// Checks that the new token holds exactly one non-extractable fleet private key whose
+/// Checks that the new token contains exactly one non-extractable fleet private key whose
 /// public key is the source's.
 fn check_added(folder: &Folder, new_shares: &[String], point: &str) {
     let pins = folder.user_pins(new_shares);
@@ -688,6 +688,12 @@ fn add_member_resumes_after_kill_at_every_boundary() {
             AddResume::OldShares | AddResume::NewShares => {
                 assert!(output.status.success(), "{point}: {}", stderr(&output));
                 check_added(&folder, &new, &point);
+                // The copy the stopped run made without a record was destroyed first.
+                let leftovers = count(
+                    &folder.transcript("ceremony/add"),
+                    "unrecorded objects removed",
+                );
+                assert_eq!(leftovers, usize::from(point.starts_with("mid-")), "{point}");
             }
             AddResume::AlreadyFinished => {
                 assert!(stderr(&output).contains("is finished"), "{point}");
@@ -771,7 +777,7 @@ fn add_member_abandons_after_kill_at_every_boundary() {
                 ],
                 "{point}"
             );
-            // The moved shares still recover the token's PINs; the token holds no key.
+            // The moved shares still recover the token's PINs, and the token contains no key.
             let pins = folder.user_pins(&moved);
             let (_, pin) = pins.iter().find(|(token, _)| token == NEW_TOKEN).unwrap();
             // A run stopped right after initialising the token set no user PIN, so the

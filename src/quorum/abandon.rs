@@ -223,6 +223,7 @@ fn destroy_copy(
 ) -> Result<(), QuorumError> {
     let path = transcript.path().to_owned();
     let new = &add.new_member.name;
+
     let Some(split) = &progress.split else {
         return Err(QuorumError::Mismatch {
             transcript: path,
@@ -234,6 +235,7 @@ fn destroy_copy(
             hint: "this action did not initialise that token; leave it alone".into(),
         });
     };
+
     let Some(recovered) = recovered else {
         return Err(QuorumError::CannotAbandon {
             kind: crate::runbook::KIND_ADD_MEMBER,
@@ -257,10 +259,12 @@ fn destroy_copy(
             add.shares_dir.display()
         ),
     )?;
+
     if !token.user_pin_initialised {
-        // A token without a user PIN has no user objects, so it holds no key copy.
+        // A token without a user PIN has no user objects, so it contains no key copy.
         return Ok(());
     }
+
     let pins = super::add_member::new_member_pins(add, &recovered.credentials)?;
     let step = "destroy the fleet key copy";
     let session = token

@@ -29,7 +29,7 @@ const CHECK_STEP: &str = "check the new member's token";
 /// Continues an interrupted add-member action.
 ///
 /// Which shares it needs depends on how far the run got. Before the new share set is
-/// complete on disk, no token holds the new member's PINs. With no file of the recorded
+/// complete on disk, no token uses the new member's PINs. With no file of the recorded
 /// split on disk, it takes a quorum of the shares the action started with and splits
 /// again. Once every new share file exists, the new member's PINs are only in the new
 /// set, so it takes a quorum of the new shares. A partial set stops it: another split

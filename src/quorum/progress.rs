@@ -133,7 +133,7 @@ fn recorded_shares(files: &Value) -> Option<Vec<RecordedShare>> {
         .collect()
 }
 
-/// What is on disk of a recorded split's share files.
+/// State on disk of a recorded split's share files.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum ShareSetState {
     /// No file of the split exists.
@@ -151,7 +151,7 @@ pub(super) enum ShareSetState {
 
 /// Reads each share file of `split` and compares it with the recorded digest.
 ///
-/// Fails when a file at a recorded path holds other bytes, because it is not a share of
+/// Fails when a file at a recorded path contains other bytes, because it is not a share of
 /// this split and must not be removed or counted.
 pub(super) fn share_set_state(
     transcript: &Path,
@@ -279,7 +279,7 @@ pub(super) fn recorded_files<'a>(
     })
 }
 
-/// The error for share files recorded as written that are all gone.
+/// Builds the error for share files recorded as written that are all gone.
 pub(super) fn recorded_share_missing(transcript: &Path, written: &BTreeSet<String>) -> QuorumError {
     let names: Vec<&str> = written.iter().map(String::as_str).collect();
     QuorumError::Mismatch {
@@ -293,7 +293,7 @@ pub(super) fn recorded_share_missing(transcript: &Path, written: &BTreeSet<Strin
     }
 }
 
-/// The error for a share set that an interrupted run left partly written.
+/// Builds the error for a share set that an interrupted run left partly written.
 pub(super) fn partial_set(
     transcript: &Path,
     present: &[RecordedShare],
