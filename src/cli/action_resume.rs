@@ -9,6 +9,7 @@ use crate::runbook::{QuorumAction, QuorumRunbook};
 /// Continues the interrupted action of `runbook` after a quorum of shares is recovered
 /// and the officer confirms.
 pub fn resume(runbook: &QuorumRunbook, quorum_args: &QuorumArgs, yes: bool) -> anyhow::Result<u8> {
+    quorum::check_resumable(runbook)?;
     let Some(inputs) = quorum_args.inputs()? else {
         bail!(
             "resuming a {} action needs a quorum of custodian shares; nothing was changed\nhint: give one --share and one --identity per custodian",

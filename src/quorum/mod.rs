@@ -208,6 +208,25 @@ fn split_files(dir: &std::path::Path, files: &[crate::shares::ShareFile]) -> Val
         .collect()
 }
 
+/// Checks, before any share is decrypted, that `runbook` has a transcript of its own that
+/// records neither the end nor the abandonment of the action. A retirement whose end is
+/// recorded but whose evidence is missing can still be resumed.
+pub fn check_resumable(runbook: &QuorumRunbook) -> Result<(), QuorumError> {
+    let (_, progress) = progress::open_unfinished(runbook)?;
+    let finished = match &runbook.action {
+        crate::runbook::QuorumAction::Retire(retire) => {
+            progress.finished && retire_resume::evidence_complete(retire)
+        }
+        _ => progress.finished,
+    };
+    if finished {
+        return Err(QuorumError::Finished {
+            path: runbook.transcript(),
+        });
+    }
+    Ok(())
+}
+
 /// Rejects an action whose transcript exists.
 fn ensure_not_started(runbook: &QuorumRunbook) -> Result<(), QuorumError> {
     let path = runbook.transcript();

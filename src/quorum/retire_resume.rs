@@ -183,7 +183,7 @@ fn evidence_files() -> impl Iterator<Item = &'static str> {
     .into_iter()
 }
 
-fn evidence_complete(retire: &Retire) -> bool {
+pub(super) fn evidence_complete(retire: &Retire) -> bool {
     evidence_files().all(|name| retire.evidence_dir.join(name).exists())
 }
 
