@@ -55,7 +55,7 @@ pub mod action {
     pub const OUTPUT_MOVED: &str = "unrecorded output moved aside";
     /// A share file of the new set was removed by `abandon`.
     pub const SHARE_REMOVED: &str = "share removed";
-    /// A share file of the new set was renamed by `abandon`, because it holds PINs of a
+    /// A share file of the new set was renamed by `abandon`, because it contains PINs of a
     /// token left initialised.
     pub const SHARE_MOVED: &str = "share moved aside";
     /// Last line of an abandoned action.
@@ -139,7 +139,7 @@ pub enum QuorumError {
         step: &'static str,
         /// What disagrees.
         detail: String,
-        /// What to do next.
+        /// The next step for the officer.
         hint: String,
     },
     /// The action cannot be abandoned at this point.
@@ -149,7 +149,7 @@ pub enum QuorumError {
         kind: &'static str,
         /// Why not.
         reason: String,
-        /// What to do instead.
+        /// The step to take instead.
         hint: String,
     },
     /// A file could not be read, renamed or removed.
