@@ -3,8 +3,10 @@
 //!
 //! The environment variable [`KILL_POINT_VAR`] names one point, such as `record-7` (right
 //! after transcript record 7 is on disk) or `mid-replication-2` (inside the second copy,
-//! after the member unwrapped the key and before the copy is checked and recorded). Unset,
-//! every point is a no-op.
+//! after the member unwrapped the key and before the copy is checked and recorded). The
+//! quorum actions stop at `record-<n>` too, at `after-share-file-<custodian>` (one share
+//! file of a split written, the next not yet) and at `after-destroy-<token label>`
+//! (retire: the objects destroyed, not yet recorded). Unset, every point is a no-op.
 
 /// Environment variable naming the point at which to kill the process.
 pub const KILL_POINT_VAR: &str = "FLEET_CEREMONY_TEST_KILL_POINT";

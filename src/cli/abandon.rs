@@ -1,4 +1,5 @@
-//! `fleet-ceremony abandon`: remove what an unfinished ceremony created, and record it.
+//! `fleet-ceremony abandon`: remove what an unfinished ceremony or quorum action created,
+//! and record it.
 
 use std::path::PathBuf;
 
@@ -17,9 +18,15 @@ pub struct Args {
     pub quorum: super::quorum::QuorumArgs,
 }
 
-/// Destroys the fleet key on every member and moves the documents aside.
+/// Destroys the fleet key on every member and moves the documents aside, or for a
+/// quorum-action runbook removes what the interrupted action left half made.
 pub fn run(args: &Args) -> anyhow::Result<u8> {
-    let runbook = runbook::load(&args.runbook)?;
+    let runbook = match runbook::load_any(&args.runbook)? {
+        runbook::AnyRunbook::Deployment(runbook) => *runbook,
+        runbook::AnyRunbook::Quorum(runbook) => {
+            return super::action_resume::abandon(&runbook, &args.quorum, args.yes);
+        }
+    };
     let credentials = args.quorum.recover()?;
     if !args.yes {
         super::confirm::confirm(

@@ -35,16 +35,25 @@ pub fn check(runbook: &QuorumRunbook, quorum_args: &QuorumArgs) -> anyhow::Resul
 }
 
 /// Asks the officer to type the fleet id before `what` happens, unless `yes`.
-fn confirm(runbook: &QuorumRunbook, what: &str, yes: bool) -> anyhow::Result<()> {
+pub(super) fn confirm(runbook: &QuorumRunbook, what: &str, yes: bool) -> anyhow::Result<()> {
     if yes {
         return Ok(());
     }
     super::confirm::confirm(&runbook.fleet.id, what)
 }
 
-/// Runs the action after a quorum of shares is recovered and the officer confirms.
-pub fn run(runbook: &QuorumRunbook, quorum_args: &QuorumArgs, yes: bool) -> anyhow::Result<u8> {
+/// Runs the action, or with `resume` continues an interrupted one, after a quorum of
+/// shares is recovered and the officer confirms.
+pub fn run(
+    runbook: &QuorumRunbook,
+    quorum_args: &QuorumArgs,
+    yes: bool,
+    resume: bool,
+) -> anyhow::Result<u8> {
     eprint!("{}", plan(runbook));
+    if resume {
+        return super::action_resume::resume(runbook, quorum_args, yes);
+    }
     let Some(inputs) = quorum_args.inputs()? else {
         bail!(
             "a {} runbook needs a quorum of custodian shares; nothing was changed\nhint: give one --share and one --identity per custodian",

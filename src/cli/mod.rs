@@ -3,6 +3,7 @@
 
 mod abandon;
 mod action;
+mod action_resume;
 mod attest;
 mod bundle;
 mod bundle_diff;

@@ -15,7 +15,8 @@ pub struct Args {
     /// Skip the typed confirmation before the HSMs are changed (for scripted rehearsals).
     #[arg(long)]
     pub yes: bool,
-    /// Continue a ceremony that an earlier run left unfinished; needs a quorum of shares.
+    /// Continue a ceremony or quorum action that an earlier run left unfinished; needs a
+    /// quorum of shares.
     #[arg(long)]
     pub resume: bool,
     #[command(flatten)]
@@ -27,7 +28,7 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
     let runbook = match runbook::load_any(&args.runbook)? {
         runbook::AnyRunbook::Deployment(runbook) => runbook,
         runbook::AnyRunbook::Quorum(runbook) => {
-            return super::action::run(&runbook, &args.quorum, args.yes);
+            return super::action::run(&runbook, &args.quorum, args.yes, args.resume);
         }
     };
     let runbook = *runbook;

@@ -14,8 +14,12 @@ use std::path::PathBuf;
 use cryptoki::object::{Attribute, AttributeType, ObjectClass};
 use serde_json::json;
 
+use super::progress::sha256_hex;
 use super::rotate::{check_share_files_absent, recipients};
-use super::{QuorumError, action, check_not_started, check_shares_fit, find_token, pins_of};
+use super::{
+    QuorumError, action, check_not_started, check_shares_fit, find_token, pins_of, record,
+    split_files,
+};
 use crate::ceremony::preflight::Problem;
 use crate::hsm::keys::Wrapping;
 use crate::hsm::replicate::{
@@ -23,7 +27,7 @@ use crate::hsm::replicate::{
 };
 use crate::hsm::{HsmError, Library, Token, keys};
 use crate::runbook::{AddMember, Growth, QuorumRunbook, TokenRef};
-use crate::shares::{self, CredentialSet, MemberCredentials, Recovered};
+use crate::shares::{self, CredentialSet, MemberCredentials, Recovered, ShareFile};
 use crate::transcript::Transcript;
 
 /// What `add_member` did.
@@ -214,31 +218,12 @@ pub fn add_member(
             count: problems.len(),
         });
     }
-    let new = &add.new_member;
-    let token_label = match &new.token {
-        TokenRef::Label(label) | TokenRef::Serial(label) => label.clone(),
-    };
-
-    // The new set holds every old member's PINs plus fresh PINs for the new member.
-    let fresh = CredentialSet::generate(&[(new.name.clone(), token_label.clone())]);
     let previous_set = recovered.credential_set_id.clone();
-    let mut members = recovered.credentials.members;
-    members.extend(fresh.members);
-    let credentials = CredentialSet {
-        id: previous_set.clone(),
-        members,
-    }
-    .with_new_id();
-    let custodians = recipients(&add.custodians);
-    let files = shares::split(
-        &credentials,
-        &recovered.context,
-        &custodians,
-        add.custodians.threshold,
-    )?;
+    let (credentials, files) = new_share_set(add, recovered)?;
 
     let mut transcript = Transcript::create(&runbook.transcript())?;
-    transcript.append(
+    record(
+        &mut transcript,
         action::STARTED,
         json!({
             "kind": runbook.kind(),
@@ -246,63 +231,17 @@ pub fn add_member(
             "runbook_sha256": runbook.sha256(),
             "credential_set": previous_set,
             "source": add.source,
-            "new_member": new.name,
+            "new_member": add.new_member.name,
         }),
     )?;
-    transcript.append(
-        action::SPLIT,
-        json!({
-            "previous_credential_set": previous_set,
-            "credential_set": credentials.id,
-            "threshold": add.custodians.threshold,
-            "custodians": custodians.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(),
-            "members": credentials.members.iter().map(|m| m.member.as_str()).collect::<Vec<_>>(),
-        }),
+    let share_files = write_new_set(add, &mut transcript, &previous_set, &credentials, &files)?;
+    let new_token = initialise_new_token(add, &mut transcript, &credentials)?;
+    copy_and_record(add, &mut transcript, &credentials, &new_token)?;
+    record(
+        &mut transcript,
+        action::FINISHED,
+        json!({"credential_set": credentials.id}),
     )?;
-    let share_files = shares::write_share_files(&add.shares_dir, &files)?;
-    for (file, path) in files.iter().zip(&share_files) {
-        transcript.append(
-            action::SHARE_WRITTEN,
-            json!({"custodian": file.custodian, "index": file.index, "file": path.display().to_string()}),
-        )?;
-    }
-
-    let new_pins = credentials
-        .members
-        .last()
-        .expect("the new member's PINs were appended above");
-    let library =
-        Library::load(&new.module).map_err(QuorumError::hsm("initialise token", &new.name))?;
-    let new_token = Token::initialise(&library, &token_label, &new_pins.so_pin, &new_pins.user_pin)
-        .map_err(QuorumError::hsm("initialise token", &new.name))?;
-    transcript.append(
-        action::TOKEN_INITIALISED,
-        json!({"member": new.name, "token_label": new_token.label, "token_serial": new_token.serial}),
-    )?;
-
-    let copied = copy_key(
-        add,
-        recovered_source_pins(add, &credentials)?,
-        new_token.clone(),
-        &new_pins.user_pin,
-    )?;
-    let growth = match copied.source_wrapping {
-        Wrapping::TrustedOnly => Some(Growth::TrustedWrap.as_str()),
-        Wrapping::Any | Wrapping::Never => None,
-    };
-    transcript.append(
-        action::KEY_REPLICATED,
-        json!({
-            "from": add.source,
-            "to": new.name,
-            "token_label": new_token.label,
-            "label": add.key_label,
-            "growth": growth,
-            "trusted_wrapping_key": copied.source_wrapping == Wrapping::TrustedOnly,
-            "key_attributes": copied.attributes,
-        }),
-    )?;
-    transcript.append(action::FINISHED, json!({"credential_set": credentials.id}))?;
     Ok(AddedMember {
         credential_set: credentials.id.clone(),
         share_files,
@@ -310,7 +249,149 @@ pub fn add_member(
     })
 }
 
-fn recovered_source_pins<'a>(
+/// Returns the label of the new member's token, which the runbook gives by label.
+pub(super) fn new_token_label(add: &AddMember) -> String {
+    match &add.new_member.token {
+        TokenRef::Label(label) | TokenRef::Serial(label) => label.clone(),
+    }
+}
+
+/// Makes the new credential set, every old member's PINs plus fresh PINs for the new
+/// member under a new id, and splits it for the runbook's custodians, in memory.
+pub(super) fn new_share_set(
+    add: &AddMember,
+    recovered: Recovered,
+) -> Result<(CredentialSet, Vec<ShareFile>), QuorumError> {
+    let new = &add.new_member;
+    let fresh = CredentialSet::generate(&[(new.name.clone(), new_token_label(add))]);
+    let mut members = recovered.credentials.members;
+    members.extend(fresh.members);
+    let credentials = CredentialSet {
+        id: recovered.credential_set_id,
+        members,
+    }
+    .with_new_id();
+    let files = shares::split(
+        &credentials,
+        &recovered.context,
+        &recipients(&add.custodians),
+        add.custodians.threshold,
+    )?;
+    Ok((credentials, files))
+}
+
+/// Records the split with the digest of every share file, writes the files and records
+/// each one. The split record comes first, so that a resumed run can tell whether a file
+/// on disk is a share of this split.
+pub(super) fn write_new_set(
+    add: &AddMember,
+    transcript: &mut Transcript,
+    previous_set: &str,
+    credentials: &CredentialSet,
+    files: &[ShareFile],
+) -> Result<Vec<PathBuf>, QuorumError> {
+    record(
+        transcript,
+        action::SPLIT,
+        json!({
+            "previous_credential_set": previous_set,
+            "credential_set": credentials.id,
+            "threshold": add.custodians.threshold,
+            "custodians": files.iter().map(|file| file.custodian.as_str()).collect::<Vec<_>>(),
+            "members": credentials.members.iter().map(|m| m.member.as_str()).collect::<Vec<_>>(),
+            "files": split_files(&add.shares_dir, files),
+        }),
+    )?;
+    let share_files = shares::write_share_files(&add.shares_dir, files)?;
+    for (file, path) in files.iter().zip(&share_files) {
+        record(
+            transcript,
+            action::SHARE_WRITTEN,
+            json!({
+                "custodian": file.custodian,
+                "index": file.index,
+                "file": path.display().to_string(),
+                "sha256": sha256_hex(&file.armored),
+            }),
+        )?;
+    }
+    Ok(share_files)
+}
+
+/// Returns the new member's PINs from the new credential set.
+pub(super) fn new_member_pins<'a>(
+    add: &AddMember,
+    credentials: &'a CredentialSet,
+) -> Result<&'a MemberCredentials, QuorumError> {
+    credentials
+        .members
+        .iter()
+        .find(|entry| entry.member == add.new_member.name)
+        .ok_or_else(|| QuorumError::WrongShares {
+            reason: format!("they hold no PINs for member {}", add.new_member.name),
+        })
+}
+
+/// Initialises the new member's token with its PINs from `credentials` and records it.
+pub(super) fn initialise_new_token(
+    add: &AddMember,
+    transcript: &mut Transcript,
+    credentials: &CredentialSet,
+) -> Result<Token, QuorumError> {
+    let new = &add.new_member;
+    let pins = new_member_pins(add, credentials)?;
+    let library =
+        Library::load(&new.module).map_err(QuorumError::hsm("initialise token", &new.name))?;
+    let token = Token::initialise(
+        &library,
+        &new_token_label(add),
+        &pins.so_pin,
+        &pins.user_pin,
+    )
+    .map_err(QuorumError::hsm("initialise token", &new.name))?;
+    record(
+        transcript,
+        action::TOKEN_INITIALISED,
+        json!({"member": new.name, "token_label": token.label, "token_serial": token.serial}),
+    )?;
+    Ok(token)
+}
+
+/// Copies the fleet key from the source to `new_token`, checks the copy and records it.
+pub(super) fn copy_and_record(
+    add: &AddMember,
+    transcript: &mut Transcript,
+    credentials: &CredentialSet,
+    new_token: &Token,
+) -> Result<(), QuorumError> {
+    let new_pins = new_member_pins(add, credentials)?;
+    let copied = copy_key(
+        add,
+        recovered_source_pins(add, credentials)?,
+        new_token.clone(),
+        &new_pins.user_pin,
+    )?;
+    let growth = match copied.source_wrapping {
+        Wrapping::TrustedOnly => Some(Growth::TrustedWrap.as_str()),
+        Wrapping::Any | Wrapping::Never => None,
+    };
+    record(
+        transcript,
+        action::KEY_REPLICATED,
+        json!({
+            "from": add.source,
+            "to": add.new_member.name,
+            "token_label": new_token.label,
+            "label": add.key_label,
+            "growth": growth,
+            "trusted_wrapping_key": copied.source_wrapping == Wrapping::TrustedOnly,
+            "key_attributes": copied.attributes,
+        }),
+    )?;
+    Ok(())
+}
+
+pub(super) fn recovered_source_pins<'a>(
     add: &AddMember,
     credentials: &'a CredentialSet,
 ) -> Result<&'a MemberCredentials, QuorumError> {

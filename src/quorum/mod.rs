@@ -3,22 +3,31 @@
 //! Each action runs from its own runbook, needs a quorum of custodian shares, rebuilds the
 //! PINs in memory only, and records its steps in its own transcript in a new work folder.
 
+mod abandon;
 mod add_member;
+mod add_member_resume;
+mod progress;
 mod retire;
+mod retire_resume;
 mod rotate;
 
 use std::path::PathBuf;
 
+use serde_json::Value;
+
+pub use abandon::{QuorumAbandoned, abandon, check_abandon};
 pub use add_member::{AddedMember, add_member, check_add_member};
+pub use add_member_resume::resume_add_member;
 pub use retire::{RETIREMENT_JSON, RETIREMENT_MD, Retired, check_retire, retire};
-pub use rotate::{Rotated, check_rotate, rotate};
+pub use retire_resume::resume_retire;
+pub use rotate::{Rotated, check_rotate, resume_rotate, rotate};
 
 use crate::ceremony::preflight::Problem;
 use crate::fsutil::WriteError;
 use crate::hsm::{HsmError, Library, Token};
 use crate::runbook::{Fleet, Member, QuorumRunbook, TokenRef};
 use crate::shares::{MemberCredentials, Recovered, ShareError};
-use crate::transcript::TranscriptError;
+use crate::transcript::{Record, Transcript, TranscriptError};
 
 /// Transcript actions of the quorum runbooks.
 pub mod action {
@@ -36,8 +45,21 @@ pub mod action {
     pub const TOKEN_INITIALISED: &str = "token initialised";
     /// The fleet key was copied to the new member.
     pub const KEY_REPLICATED: &str = "fleet key replicated";
-    /// Last line: the action finished.
+    /// Last line of a finished action.
     pub const FINISHED: &str = "quorum action finished";
+    /// A later `run --resume` picked up the interrupted action.
+    pub const RESUMED: &str = "quorum action resumed";
+    /// Fleet key objects that an interrupted copy left without a record were destroyed.
+    pub const LEFTOVERS_REMOVED: &str = "unrecorded objects removed";
+    /// An output that an interrupted step left unrecorded was moved aside.
+    pub const OUTPUT_MOVED: &str = "unrecorded output moved aside";
+    /// A share file of the new set was removed by `abandon`.
+    pub const SHARE_REMOVED: &str = "share removed";
+    /// A share file of the new set was renamed by `abandon`, because it contains PINs of a
+    /// token left initialised.
+    pub const SHARE_MOVED: &str = "share moved aside";
+    /// Last line of an abandoned action.
+    pub const ABANDONED: &str = "quorum action abandoned";
 }
 
 /// A failed quorum action; each variant says what state the HSMs and outputs are in.
@@ -52,7 +74,7 @@ pub enum QuorumError {
     },
     /// The transcript exists, so the action ran or started before.
     #[error(
-        "{path} exists: this action ran or started before\nhint: read its transcript; a new action needs a new outputs.work_dir"
+        "{path} exists: this action ran or started before\nhint: read its transcript; continue an interrupted action with `run --resume`, end it with `abandon`, or start a new action in a new outputs.work_dir"
     )]
     AlreadyStarted {
         /// The transcript.
@@ -86,6 +108,58 @@ pub enum QuorumError {
         /// Objects left.
         count: usize,
     },
+    /// `run --resume` or `abandon` found no transcript.
+    #[error(
+        "nothing to resume or abandon: {path} does not exist\nhint: run without --resume to start the action"
+    )]
+    NotStarted {
+        /// The transcript.
+        path: PathBuf,
+    },
+    /// The transcript records the action as abandoned.
+    #[error(
+        "this action was abandoned, as {path} records; it cannot be resumed or abandoned again\nhint: a new action needs a new outputs.work_dir"
+    )]
+    Abandoned {
+        /// The transcript.
+        path: PathBuf,
+    },
+    /// The transcript records the action as finished.
+    #[error("this action is finished, as {path} records; nothing was changed")]
+    Finished {
+        /// The transcript.
+        path: PathBuf,
+    },
+    /// The transcript and the HSMs or files disagree, so nothing was changed.
+    #[error("{transcript}, step \"{step}\": {detail}; nothing was changed\nhint: {hint}")]
+    Mismatch {
+        /// The transcript.
+        transcript: PathBuf,
+        /// The transcript action whose state disagrees.
+        step: &'static str,
+        /// What disagrees.
+        detail: String,
+        /// The next step for the officer.
+        hint: String,
+    },
+    /// The action cannot be abandoned at this point.
+    #[error("cannot abandon this {kind} action: {reason}; nothing was changed\nhint: {hint}")]
+    CannotAbandon {
+        /// Runbook kind.
+        kind: &'static str,
+        /// Why not.
+        reason: String,
+        /// The step to take instead.
+        hint: String,
+    },
+    /// A file could not be read, renamed or removed.
+    #[error("cannot access {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
     /// Shares could not be combined, split or written.
     #[error(transparent)]
     Shares(#[from] ShareError),
@@ -107,6 +181,50 @@ impl QuorumError {
             source: Box::new(error),
         }
     }
+}
+
+/// Appends a record to an action's transcript, then gives tests the chance to stop the
+/// process there (see [`crate::fault`]).
+fn record(transcript: &mut Transcript, name: &str, details: Value) -> Result<Record, QuorumError> {
+    let record = transcript.append(name, details)?;
+    crate::fault::kill_point(&format!("record-{}", record.seq));
+    Ok(record)
+}
+
+/// Returns the `files` list of a split record: custodian, index, path and SHA-256 of each
+/// share file, recorded before any is written so that a resumed run can tell a share of
+/// this split from any other file.
+fn split_files(dir: &std::path::Path, files: &[crate::shares::ShareFile]) -> Value {
+    files
+        .iter()
+        .map(|file| {
+            serde_json::json!({
+                "custodian": file.custodian,
+                "index": file.index,
+                "file": dir.join(format!("{}.age", file.custodian)).display().to_string(),
+                "sha256": progress::sha256_hex(&file.armored),
+            })
+        })
+        .collect()
+}
+
+/// Checks, before any share is decrypted, that `runbook` has a transcript of its own that
+/// records neither the end nor the abandonment of the action. A retirement whose end is
+/// recorded but whose evidence is missing can still be resumed.
+pub fn check_resumable(runbook: &QuorumRunbook) -> Result<(), QuorumError> {
+    let (_, progress) = progress::open_unfinished(runbook)?;
+    let finished = match &runbook.action {
+        crate::runbook::QuorumAction::Retire(retire) => {
+            progress.finished && retire_resume::evidence_complete(retire)
+        }
+        _ => progress.finished,
+    };
+    if finished {
+        return Err(QuorumError::Finished {
+            path: runbook.transcript(),
+        });
+    }
+    Ok(())
 }
 
 /// Rejects an action whose transcript exists.

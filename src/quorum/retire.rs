@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use cryptoki::object::ObjectClass;
 use serde_json::json;
 
-use super::{QuorumError, action, check_not_started, check_shares_fit, find_token, pins_of};
+use super::{
+    QuorumError, action, check_not_started, check_shares_fit, find_token, pins_of, record,
+};
 use crate::ceremony::preflight::Problem;
 use crate::fsutil::write_new;
 use crate::hsm::keys;
@@ -25,7 +27,7 @@ pub const RETIREMENT_MD: &str = "retirement.md";
 const RETIREMENT_FORMAT: &str = "fleet-ceremony-retirement-v1";
 
 /// Objects a deployed member holds under the fleet key label: one private, one public key.
-const OBJECTS_PER_MEMBER: usize = 2;
+pub(super) const OBJECTS_PER_MEMBER: usize = 2;
 
 /// What `retire` did.
 #[derive(Debug)]
@@ -134,11 +136,8 @@ fn check_member(
 ///
 /// Runs [`check_retire`] first and changes nothing when it finds a problem. If a later
 /// step fails, the members before it have lost their fleet key and the transcript says
-/// which; the shares still hold every PIN.
-///
-/// NOTE: an interrupted retirement cannot be resumed, because a second `run` rejects the
-/// existing transcript. The members still holding the key need a new runbook that lists
-/// only them, with new output folders.
+/// which; the shares still hold every PIN, and
+/// [`resume_retire`](super::resume_retire) finishes the retirement.
 pub fn retire(
     runbook: &QuorumRunbook,
     retire: &Retire,
@@ -152,7 +151,8 @@ pub fn retire(
     }
 
     let mut transcript = Transcript::create(&runbook.transcript())?;
-    transcript.append(
+    record(
+        &mut transcript,
         action::STARTED,
         json!({
             "kind": runbook.kind(),
@@ -170,7 +170,8 @@ pub fn retire(
         let count = destroy_on(retire, member, recovered, &mut transcript)?;
         destroyed.push((member.name.clone(), count));
     }
-    transcript.append(
+    record(
+        &mut transcript,
         action::FINISHED,
         json!({"objects_destroyed": destroyed.iter().map(|(_, n)| n).sum::<usize>()}),
     )?;
@@ -184,7 +185,9 @@ pub fn retire(
     })
 }
 
-fn destroy_on(
+/// Destroys every object labelled with the fleet key label on `member`, checks that none
+/// is left, and records both steps. Returns the number of objects destroyed.
+pub(super) fn destroy_on(
     retire: &Retire,
     member: &crate::runbook::Member,
     recovered: &Recovered,
@@ -206,7 +209,9 @@ fn destroy_on(
             .map_err(QuorumError::hsm(step, &member.name))?;
     }
     tracing::info!(member = %member.name, objects = found.len(), "destroyed the fleet key");
-    transcript.append(
+    crate::fault::kill_point(&format!("after-destroy-{}", token.label));
+    record(
+        transcript,
         action::KEY_DESTROYED,
         json!({"member": member.name, "token_label": token.label, "label": retire.key_label, "objects": found.len()}),
     )?;
@@ -223,14 +228,15 @@ fn destroy_on(
             count: left.len(),
         });
     }
-    transcript.append(
+    record(
+        transcript,
         action::KEY_ABSENT,
         json!({"member": member.name, "token_label": token.label, "label": retire.key_label, "objects_left": 0}),
     )?;
     Ok(found.len())
 }
 
-fn write_evidence(
+pub(super) fn write_evidence(
     runbook: &QuorumRunbook,
     retire: &Retire,
     recovered: &Recovered,

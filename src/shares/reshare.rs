@@ -86,6 +86,7 @@ pub fn write_share_files(dir: &Path, files: &[ShareFile]) -> Result<Vec<PathBuf>
             }
             return Err(error.into());
         }
+        crate::fault::kill_point(&format!("after-share-file-{}", file.custodian));
     }
     Ok(paths)
 }
