@@ -867,6 +867,8 @@ fn copy_in_parallel(
                             &owned
                         }
                         // The first worker has a session and takes the remaining copies.
+                        // NOTE: no test reaches this branch, because the fault sweep runs a
+                        // two-member ceremony, whose one copy needs no second worker.
                         Err(error) => {
                             tracing::warn!(token = %origin_token.label, %error, "a replication worker cannot open a session on the origin");
                             if let Some((place, _)) = next_job(queue) {
