@@ -103,7 +103,7 @@ fn p256_key_replicates_and_locks() {
     let attributes = keys::read_attributes(&origin_session, &origin, pair.private).expect("read");
     keys::check_attributes(&attributes, &origin, "fleet", true, Wrapping::Any)
         .expect("as generated");
-    let pem = keys::public_key_pem(
+    let public_key = keys::read_public_key(
         &origin_session,
         &origin,
         "fleet",
@@ -111,6 +111,7 @@ fn p256_key_replicates_and_locks() {
         KeyAlgorithm::EcdsaP256,
     )
     .expect("public key");
+    let pem = public_key.spki_pem.clone();
     assert!(openssl_reads(&pem).contains("P-256"));
 
     let copy = replicate::replicate(
@@ -126,7 +127,7 @@ fn p256_key_replicates_and_locks() {
             label: "fleet",
             id: b"id-1",
             private: pair.private,
-            public: pair.public,
+            public_key: &public_key,
         },
         WrappingKey::OneTime,
     )
@@ -149,9 +150,19 @@ fn p256_key_replicates_and_locks() {
     let locked = keys::read_attributes(&origin_session, &origin, pair.private).expect("read");
     keys::check_attributes(&locked, &origin, "fleet", true, Wrapping::Never).expect("locked");
 
-    // Only the fleet key pair is left on the member: transport objects are gone.
-    let all = member_session.find_objects(&[]).expect("list objects");
-    assert_eq!(all.len(), 2, "objects left on the member: {all:?}");
+    // The fleet key pair is the only token object on the member. The transport and AES
+    // keys are session objects, so once the sessions close only the key pairs are left.
+    let stored = member_session
+        .find_objects(&[cryptoki::object::Attribute::Token(true)])
+        .expect("list token objects");
+    assert_eq!(stored.len(), 2, "token objects on the member: {stored:?}");
+    drop(member_session);
+    drop(origin_session);
+    for token in [&member, &origin] {
+        let session = token.login_user(&pin("user-pin-1234")).expect("login");
+        let all = session.find_objects(&[]).expect("list objects");
+        assert_eq!(all.len(), 2, "objects left on {}: {all:?}", token.label);
+    }
 }
 
 #[test]
@@ -388,6 +399,14 @@ fn trusted_only_key_rejects_untrusted_wrapping_key() {
     // Nor does replication with a one-time key get the key out.
     let member = new_token("trusted-negative-member");
     let member_session = member.login_user(&pin("user-pin-1234")).expect("login");
+    let public_key = keys::read_public_key(
+        &session,
+        &origin,
+        "fleet",
+        pair.public,
+        KeyAlgorithm::EcdsaP256,
+    )
+    .expect("public key");
     let error = replicate::replicate(
         &Side {
             token: &origin,
@@ -401,20 +420,34 @@ fn trusted_only_key_rejects_untrusted_wrapping_key() {
             label: "fleet",
             id: b"id-t",
             private: pair.private,
-            public: pair.public,
+            public_key: &public_key,
         },
         WrappingKey::OneTime,
     )
     .expect_err("replication under an untrusted key");
     assert!(error.to_string().contains("wrap the fleet key"), "{error}");
-    let left = member_session.find_objects(&[]).expect("list objects");
-    assert!(left.is_empty(), "objects left on the member: {left:?}");
+    // The transport key pair stays in the member's session until the session closes, and
+    // nothing is stored on the token.
+    let stored = member_session
+        .find_objects(&[cryptoki::object::Attribute::Token(true)])
+        .expect("list token objects");
+    assert!(
+        stored.is_empty(),
+        "token objects left on the member: {stored:?}"
+    );
+    drop(member_session);
+    let fresh_session = member.login_user(&pin("user-pin-1234")).expect("login");
+    let left = fresh_session.find_objects(&[]).expect("list objects");
+    assert!(
+        left.is_empty(),
+        "objects left after the session closed: {left:?}"
+    );
 }
 
 #[test]
 fn trusted_only_key_replicates_under_so_key() {
     let (origin, session, pair) = trusted_wrap_origin("trusted-origin");
-    let pem = keys::public_key_pem(
+    let public_key = keys::read_public_key(
         &session,
         &origin,
         "fleet",
@@ -422,6 +455,7 @@ fn trusted_only_key_replicates_under_so_key() {
         KeyAlgorithm::EcdsaP256,
     )
     .expect("public key");
+    let pem = public_key.spki_pem.clone();
     let member = new_token("trusted-member");
     let member_session = member.login_user(&pin("user-pin-1234")).expect("login");
 
@@ -432,8 +466,6 @@ fn trusted_only_key_replicates_under_so_key() {
     // The SO login invalidated the old handle of the private key.
     let private = keys::find_one(&session, &origin, "fleet", ObjectClass::PRIVATE_KEY)
         .expect("private key found again");
-    let public = keys::find_one(&session, &origin, "fleet", ObjectClass::PUBLIC_KEY)
-        .expect("public key found again");
 
     let copy = replicate::replicate(
         &Side {
@@ -448,7 +480,7 @@ fn trusted_only_key_replicates_under_so_key() {
             label: "fleet",
             id: b"id-t",
             private,
-            public,
+            public_key: &public_key,
         },
         WrappingKey::Trusted(trusted.handles()[0]),
     )

@@ -9,7 +9,6 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use cryptoki::object::{ObjectClass, ObjectHandle};
@@ -25,7 +24,7 @@ use crate::bundle::{
     SigningRequest,
 };
 use crate::fsutil::write_new;
-use crate::hsm::keys::Wrapping;
+use crate::hsm::keys::{PublicKey, Wrapping};
 use crate::hsm::replicate::{self, OriginKey, Side, TrustedWrappingKeys, WrappingKey};
 use crate::hsm::{self, HsmError, Library, Token, TokenCache, TokenSelector, keys};
 use crate::runbook::{self, Growth, Member, Runbook, TokenRef};
@@ -50,6 +49,14 @@ pub struct Deployed {
 struct Opened {
     token: Token,
     session: Session,
+}
+
+/// The fleet key once it is on every member.
+struct FleetKey {
+    spki_pem: String,
+    fingerprint: String,
+    /// Handle of the private key on each member, in runbook order.
+    private_keys: Vec<ObjectHandle>,
 }
 
 /// The state shared by the steps of one run.
@@ -174,9 +181,13 @@ impl Run<'_> {
     }
 
     fn hsm_steps(mut self) -> Result<Deployed, CeremonyError> {
-        let opened = self.open_members()?;
-        let (spki_pem, fingerprint) = self.fleet_key(&opened)?;
-        let attributes = self.check_members(&opened)?;
+        let mut opened = self.open_members()?;
+        let FleetKey {
+            spki_pem,
+            fingerprint,
+            private_keys,
+        } = self.fleet_key(&mut opened)?;
+        let attributes = self.check_members(&opened, &private_keys)?;
         self.write_document(&opened, spki_pem, &fingerprint, attributes)?;
         Ok(Deployed {
             ceremony: self.ceremony,
@@ -249,12 +260,7 @@ impl Run<'_> {
         let mut opened = Vec::with_capacity(self.runbook.members.len());
         let meter = Meter::start("initialising tokens", self.runbook.members.len());
         for member in &self.runbook.members {
-            let token = self.prepare_token(member)?;
-            let pins = self.pins(member)?;
-            let session = token
-                .login_user(&pins.user_pin)
-                .map_err(CeremonyError::hsm("log in", &member.name))?;
-            opened.push(Opened { token, session });
+            opened.push(self.prepare_token(member)?);
             meter.advance(&member.name);
         }
         meter.finish();
@@ -275,7 +281,10 @@ impl Run<'_> {
             .expect("the cache of this module was inserted above"))
     }
 
-    fn prepare_token(&mut self, member: &Member) -> Result<Token, CeremonyError> {
+    /// Returns `member`'s token with a user session on it. A token the transcript records
+    /// must have the recorded serial. Otherwise the token is initialised, or, when an
+    /// interrupted run initialised it without a record, its SO PIN is checked.
+    fn prepare_token(&mut self, member: &Member) -> Result<Opened, CeremonyError> {
         let step = "initialise token";
         let label = token_label(&member.token);
         let found = match self
@@ -301,40 +310,36 @@ impl Run<'_> {
                     ),
                 });
             }
-            return Ok(token);
+            let session = token
+                .login_user(&self.pins(member)?.user_pin)
+                .map_err(CeremonyError::hsm("log in", &member.name))?;
+            return Ok(Opened { token, session });
         }
 
         let pins = self.pins(member)?;
         let (so_pin, user_pin) = (pins.so_pin.clone(), pins.user_pin.clone());
-        let (token, found_after_interruption) = match found {
+        let (opened, found_after_interruption) = match found {
             // The label was free when the ceremony started, so a token with it now was
             // initialised by an interrupted run. Its SO PIN proves it.
             Some(token) => {
-                if !token.user_pin_initialised {
-                    token
-                        .set_first_user_pin(&so_pin, &user_pin)
-                        .map_err(CeremonyError::hsm(step, &member.name))?;
+                let session = if token.user_pin_initialised {
+                    token.check_so_pin_and_login(&so_pin, &user_pin)
                 } else {
-                    token
-                        .login_so(&so_pin)
-                        .and_then(|session| {
-                            session
-                                .logout()
-                                .map_err(|error| HsmError::from_cryptoki(&label, "log out", error))
-                        })
-                        .map_err(CeremonyError::hsm(step, &member.name))?;
+                    token.set_first_user_pin_and_login(&so_pin, &user_pin)
                 }
-                (token, true)
+                .map_err(CeremonyError::hsm(step, &member.name))?;
+                (Opened { token, session }, true)
             }
             None => {
                 tracing::info!(member = %member.name, token = %label, "initialising token");
-                let token = self
+                let (token, session) = self
                     .token_cache(member)?
                     .initialise(&label, &so_pin, &user_pin)
                     .map_err(CeremonyError::hsm(step, &member.name))?;
-                (token, false)
+                (Opened { token, session }, false)
             }
         };
+        let token = &opened.token;
         self.record(
             action::TOKEN_INITIALISED,
             json!({
@@ -351,44 +356,34 @@ impl Run<'_> {
         self.progress
             .tokens
             .insert(member.name.clone(), token.serial.clone());
-        Ok(token)
+        Ok(opened)
     }
 
     /// Generates the fleet key on the origin, copies it to every other member and returns
-    /// its public key and fingerprint. With `growth: locked` it also locks the origin's key.
-    fn fleet_key(&mut self, opened: &[Opened]) -> Result<(String, String), CeremonyError> {
+    /// its public key, fingerprint and handles. With `growth: locked` it also locks the
+    /// origin's key.
+    fn fleet_key(&mut self, opened: &mut [Opened]) -> Result<FleetKey, CeremonyError> {
         let runbook = self.runbook;
         let algorithm = match runbook.fleet_key.algorithm {
             runbook::KeyAlgorithm::EcdsaP256 => hsm::KeyAlgorithm::EcdsaP256,
             runbook::KeyAlgorithm::Ed25519 => hsm::KeyAlgorithm::Ed25519,
         };
         let label = runbook.fleet_key.label.as_str();
-        let origin = &opened[0];
         let origin_name = runbook.origin().name.clone();
         let replicated = opened.len() > 1;
 
-        let (pair, id, spki_pem, fingerprint) = match self.progress.key.clone() {
+        let (private, id, public_key, fingerprint) = match self.progress.key.clone() {
             Some(recorded) => {
+                let origin = &opened[0];
                 let step = "check fleet key";
                 let on_error = || CeremonyError::hsm(step, &origin_name);
-                let private = keys::find_one(
-                    &origin.session,
-                    &origin.token,
-                    label,
-                    ObjectClass::PRIVATE_KEY,
-                )
-                .map_err(on_error())?;
-                let public = keys::find_one(
-                    &origin.session,
-                    &origin.token,
-                    label,
-                    ObjectClass::PUBLIC_KEY,
-                )
-                .map_err(on_error())?;
-                let pem =
-                    keys::public_key_pem(&origin.session, &origin.token, label, public, algorithm)
+                let find = |class| keys::find_one(&origin.session, &origin.token, label, class);
+                let private = find(ObjectClass::PRIVATE_KEY).map_err(on_error())?;
+                let public = find(ObjectClass::PUBLIC_KEY).map_err(on_error())?;
+                let public_key =
+                    keys::read_public_key(&origin.session, &origin.token, label, public, algorithm)
                         .map_err(on_error())?;
-                let fingerprint = fingerprint_of(runbook, &pem)?;
+                let fingerprint = fingerprint_of(runbook, &public_key.spki_pem)?;
                 if fingerprint != recorded.fingerprint {
                     return Err(CeremonyError::StateMismatch {
                         member: origin_name,
@@ -399,21 +394,22 @@ impl Run<'_> {
                     });
                 }
                 let id = hex::decode(&recorded.id).unwrap_or_default();
-                (keys::KeyPair { public, private }, id, pem, fingerprint)
+                (private, id, public_key, fingerprint)
             }
-            None => self.generate(origin, algorithm, label, replicated)?,
+            None => self.generate(&opened[0], algorithm, label, replicated)?,
         };
 
         let origin_key = OriginKey {
             label,
             id: &id,
-            private: pair.private,
-            public: pair.public,
+            private,
+            public_key: &public_key,
         };
-        self.replicate_all(opened, &origin_key, &fingerprint)?;
+        let private_keys = self.replicate_all(opened, &origin_key, &fingerprint)?;
 
         if replicated && runbook.fleet_key.growth == Growth::Locked && !self.progress.locked {
-            keys::lock(&origin.session, &origin.token, pair.private)
+            let origin = &opened[0];
+            keys::lock(&origin.session, &origin.token, private_keys[0])
                 .map_err(CeremonyError::hsm("lock fleet key", &origin_name))?;
             self.record(
                 action::KEY_LOCKED,
@@ -421,16 +417,22 @@ impl Run<'_> {
             )?;
             self.progress.locked = true;
         }
-        Ok((spki_pem, fingerprint))
+        Ok(FleetKey {
+            spki_pem: public_key.spki_pem,
+            fingerprint,
+            private_keys,
+        })
     }
 
+    /// Generates the fleet key on the origin, checks and records it; returns its private
+    /// key handle, CKA_ID, public key and fingerprint.
     fn generate(
         &mut self,
         origin: &Opened,
         algorithm: hsm::KeyAlgorithm,
         label: &str,
         replicated: bool,
-    ) -> Result<(keys::KeyPair, Vec<u8>, String, String), CeremonyError> {
+    ) -> Result<(ObjectHandle, Vec<u8>, PublicKey, String), CeremonyError> {
         let origin_name = self.runbook.origin().name.clone();
         self.remove_leftovers(origin, &origin_name, label)?;
         let mut id = vec![0u8; 16];
@@ -452,7 +454,7 @@ impl Run<'_> {
             .map_err(on_error())?;
         keys::check_attributes(&generated, &origin.token, label, true, wrapping)
             .map_err(on_error())?;
-        let pem = keys::public_key_pem(
+        let public_key = keys::read_public_key(
             &origin.session,
             &origin.token,
             label,
@@ -460,7 +462,7 @@ impl Run<'_> {
             algorithm,
         )
         .map_err(on_error())?;
-        let fingerprint = fingerprint_of(self.runbook, &pem)?;
+        let fingerprint = fingerprint_of(self.runbook, &public_key.spki_pem)?;
         self.record(
             action::KEY_GENERATED,
             json!({
@@ -469,12 +471,12 @@ impl Run<'_> {
                 "algorithm": algorithm.name(),
                 "id": hex::encode(&id),
                 "fingerprint": fingerprint,
-                "spki_pem": pem,
+                "spki_pem": public_key.spki_pem,
                 "attributes": generated,
                 "growth": self.runbook.fleet_key.growth.as_str(),
             }),
         )?;
-        Ok((pair, id, pem, fingerprint))
+        Ok((pair.private, id, public_key, fingerprint))
     }
 
     /// Returns the wrapping the origin's private key allows when it is generated. With
@@ -520,37 +522,39 @@ impl Run<'_> {
         )
     }
 
-    /// Copies the fleet key to every member that does not hold a recorded copy. Copies run
-    /// in parallel, each on its own sessions, and are recorded in member order.
+    /// Copies the fleet key to every member that does not hold a recorded copy, and checks
+    /// the recorded copies. Copies run in parallel and are recorded in member order.
+    /// Returns the handle of the private key on each member, the origin first.
     fn replicate_all(
         &mut self,
-        opened: &[Opened],
+        opened: &mut [Opened],
         key: &OriginKey<'_>,
         fingerprint: &str,
-    ) -> Result<(), CeremonyError> {
+    ) -> Result<Vec<ObjectHandle>, CeremonyError> {
         let runbook = self.runbook;
-        let origin = Side {
-            token: &opened[0].token,
-            session: &opened[0].session,
-        };
+        let mut private_keys = vec![key.private; opened.len()];
 
         // In member order: check recorded copies and clear what unrecorded ones left.
         let mut pending = Vec::new();
-        for (member, open) in runbook.members.iter().zip(opened).skip(1) {
-            let target = Side {
-                token: &open.token,
-                session: &open.session,
-            };
+        for (index, (member, open)) in runbook.members.iter().zip(opened.iter()).enumerate() {
+            if index == 0 {
+                continue;
+            }
             if self.progress.replicated.contains(&member.name) {
+                let on_error = || CeremonyError::hsm("check fleet key copy", &member.name);
                 let copy = keys::find_one(
                     &open.session,
                     &open.token,
                     key.label,
                     ObjectClass::PRIVATE_KEY,
                 )
-                .map_err(CeremonyError::hsm("check fleet key copy", &member.name))?;
-                replicate::check_copy(&origin, &target, key.public, copy)
-                    .map_err(CeremonyError::hsm("check fleet key copy", &member.name))?;
+                .map_err(on_error())?;
+                let target = Side {
+                    token: &open.token,
+                    session: &open.session,
+                };
+                replicate::check_copy(&target, key.public_key, copy).map_err(on_error())?;
+                private_keys[index] = copy;
                 continue;
             }
             if self.progress.locked {
@@ -562,34 +566,36 @@ impl Run<'_> {
                 });
             }
             self.remove_leftovers(open, &member.name, key.label)?;
-            pending.push((member, open));
+            pending.push(index);
         }
 
-        let targets: Vec<(&Member, &Token)> = pending
-            .iter()
-            .map(|(member, open)| (*member, &open.token))
-            .collect();
         let trusted = self.trusted_wrapping_keys(&opened[0], pending.len())?;
-        let results = match &trusted {
-            Some(trusted) => {
+        let refound;
+        let key = match &trusted {
+            Some(_) => {
                 // The SO login invalidated the handles of the origin's private key.
-                let refound = refind_key(&opened[0], key, &runbook.origin().name)?;
-                copy_in_parallel(&opened[0].token, &targets, &refound, trusted.handles())
+                refound = refind_key(&opened[0], key, &runbook.origin().name)?;
+                private_keys[0] = refound.private;
+                &refound
             }
-            None => copy_in_parallel(&opened[0].token, &targets, key, &[]),
+            None => key,
         };
+        let trusted_handles = trusted.as_ref().map_or(&[][..], |keys| keys.handles());
+        let results = copy_in_parallel(runbook, opened, &pending, key, trusted_handles);
         drop(trusted);
 
         // A failed copy stops the run. Later copies that succeeded stay unrecorded, so a
         // resumed run removes and repeats them.
-        for ((member, open), result) in pending.iter().zip(results) {
-            result.map_err(CeremonyError::hsm("replicate fleet key", &member.name))?;
+        for (&index, result) in pending.iter().zip(results) {
+            let member = &runbook.members[index];
+            let pair = result.map_err(CeremonyError::hsm("replicate fleet key", &member.name))?;
+            private_keys[index] = pair.private;
             self.record(
                 action::KEY_REPLICATED,
                 json!({
                     "from": runbook.origin().name,
                     "to": member.name,
-                    "token_label": open.token.label,
+                    "token_label": opened[index].token.label,
                     "mechanisms": ["CKM_RSA_PKCS_OAEP", "CKM_AES_KEY_WRAP_PAD"],
                     "trusted_wrapping_key": runbook.fleet_key.growth == Growth::TrustedWrap,
                     "fingerprint": fingerprint,
@@ -598,7 +604,7 @@ impl Run<'_> {
             )?;
             self.progress.replicated.insert(member.name.clone());
         }
-        Ok(())
+        Ok(private_keys)
     }
 
     /// Generates one trusted AES key per pending copy on the origin when the runbook's
@@ -623,20 +629,20 @@ impl Run<'_> {
             ))
     }
 
-    /// Reads every member's key attributes back and checks them.
+    /// Reads the attributes of every member's private key back and checks them.
+    /// `private_keys` contains the handle on each member, found or created earlier in this
+    /// run, so the key is not searched for again.
     fn check_members(
         &mut self,
         opened: &[Opened],
+        private_keys: &[ObjectHandle],
     ) -> Result<Vec<BTreeMap<String, Value>>, CeremonyError> {
         let label = self.runbook.fleet_key.label.as_str();
         let mut attributes = Vec::with_capacity(opened.len());
-        for (member, open) in self.runbook.members.iter().zip(opened) {
+        for ((member, open), private) in self.runbook.members.iter().zip(opened).zip(private_keys) {
             let on_error = || CeremonyError::hsm("check fleet key", &member.name);
-            let private =
-                keys::find_one(&open.session, &open.token, label, ObjectClass::PRIVATE_KEY)
-                    .map_err(on_error())?;
             let read =
-                keys::read_attributes(&open.session, &open.token, private).map_err(on_error())?;
+                keys::read_attributes(&open.session, &open.token, *private).map_err(on_error())?;
             let expected = match self.runbook.fleet_key.growth {
                 Growth::TrustedWrap if member.origin => Wrapping::TrustedOnly,
                 _ => Wrapping::Never,
@@ -782,58 +788,120 @@ fn replication_threads(pending: usize) -> usize {
     requested.clamp(1, MAX_PARALLEL_COPIES).min(pending.max(1))
 }
 
-/// Finds the origin's fleet key pair again by label, for new handles.
+/// Finds the origin's fleet private key again by label, for a new handle.
 fn refind_key<'a>(
     origin: &Opened,
     key: &OriginKey<'a>,
     member: &str,
 ) -> Result<OriginKey<'a>, CeremonyError> {
-    let on_error = || CeremonyError::hsm("find the fleet key again", member);
-    let find = |class| keys::find_one(&origin.session, &origin.token, key.label, class);
+    let private = keys::find_one(
+        &origin.session,
+        &origin.token,
+        key.label,
+        ObjectClass::PRIVATE_KEY,
+    )
+    .map_err(CeremonyError::hsm("find the fleet key again", member))?;
     Ok(OriginKey {
         label: key.label,
         id: key.id,
-        private: find(ObjectClass::PRIVATE_KEY).map_err(on_error())?,
-        public: find(ObjectClass::PUBLIC_KEY).map_err(on_error())?,
+        private,
+        public_key: key.public_key,
     })
 }
 
-/// Copies the fleet key to each pending member, on a bounded pool of threads. Each copy
-/// opens its own sessions, because a PKCS#11 session must not be shared between threads;
-/// the sessions inherit the user login of this process. Copy `i` wraps under `trusted[i]`
-/// when that exists, else under a one-time key of its own. Returns one result per member,
-/// in the order given.
+/// A copy waiting for a worker: its place in `pending`, and the member's token and session.
+type Job<'a> = (usize, &'a mut Opened);
+
+/// Copies the fleet key to the members at `pending` (indexes into `opened`, whose first
+/// entry is the origin) on a bounded pool of threads, and returns one result per pending
+/// member, in the order given.
+///
+/// A PKCS#11 session must not be used by two threads at once. So each copy runs in the
+/// member's own session, which only the worker doing that copy holds. On the origin, the
+/// first worker borrows the origin's session and every other worker opens one of its own,
+/// which inherits the user login of this process. Copy `i` wraps under `trusted[i]` when
+/// that exists, else under a one-time key of its own.
 fn copy_in_parallel(
-    origin: &Token,
-    pending: &[(&Member, &Token)],
+    runbook: &Runbook,
+    opened: &mut [Opened],
+    pending: &[usize],
     key: &OriginKey<'_>,
     trusted: &[ObjectHandle],
-) -> Vec<Result<(), HsmError>> {
+) -> Vec<Result<keys::KeyPair, HsmError>> {
     let workers = replication_threads(pending.len());
     tracing::debug!(threads = workers, copies = pending.len(), "replicating");
-    let next = AtomicUsize::new(0);
+    let Some((origin, members)) = opened.split_first_mut() else {
+        return Vec::new();
+    };
+    let origin_token = &origin.token;
+    let mut jobs: Vec<Job<'_>> = members
+        .iter_mut()
+        .enumerate()
+        .filter_map(|(offset, open)| {
+            let place = pending.iter().position(|&index| index == offset + 1)?;
+            Some((place, open))
+        })
+        .collect();
+    jobs.sort_by_key(|(place, _)| std::cmp::Reverse(*place));
+    let queue = Mutex::new(jobs);
     let meter = Meter::start("replicating the fleet key", pending.len());
-    let results: Vec<Mutex<Option<Result<(), HsmError>>>> =
+    let results: Vec<Mutex<Option<Result<keys::KeyPair, HsmError>>>> =
         pending.iter().map(|_| Mutex::new(None)).collect();
 
+    let names: Vec<&str> = pending
+        .iter()
+        .map(|&index| runbook.members[index].name.as_str())
+        .collect();
     std::thread::scope(|scope| {
+        let (queue, meter, results, names) = (&queue, &meter, &results, &names);
+        let mut lent = Some(&mut origin.session);
         for _ in 0..workers {
-            scope.spawn(|| {
-                loop {
-                    let index = next.fetch_add(1, Ordering::Relaxed);
-                    let Some((member, token)) = pending.get(index) else {
-                        break;
-                    };
-                    tracing::info!(member = %member.name, "replicating the fleet key");
-                    let wrapping = match trusted.get(index) {
+            let borrowed = lent.take();
+            scope.spawn(move || {
+                let owned;
+                let origin_session: &Session = match borrowed {
+                    Some(session) => session,
+                    None => match origin_token.open_session() {
+                        Ok(session) => {
+                            owned = session;
+                            &owned
+                        }
+                        // The first worker has a session and takes the remaining copies.
+                        // NOTE: no test reaches this branch, because the fault sweep runs a
+                        // two-member ceremony, whose one copy needs no second worker.
+                        Err(error) => {
+                            tracing::warn!(token = %origin_token.label, %error, "a replication worker cannot open a session on the origin");
+                            if let Some((place, _)) = next_job(queue) {
+                                *lock(&results[place]) = Some(Err(error));
+                                meter.advance(names[place]);
+                            }
+                            return;
+                        }
+                    },
+                };
+                while let Some((place, member)) = next_job(queue) {
+                    tracing::info!(member = %names[place], "replicating the fleet key");
+                    let wrapping = match trusted.get(place) {
                         Some(handle) => WrappingKey::Trusted(*handle),
                         None => WrappingKey::OneTime,
                     };
-                    let result = copy_one(origin, token, key, wrapping);
-                    meter.advance(&member.name);
-                    *results[index]
-                        .lock()
-                        .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(result);
+                    let origin_side = Side {
+                        token: origin_token,
+                        session: origin_session,
+                    };
+                    let member_side = Side {
+                        token: &member.token,
+                        session: &member.session,
+                    };
+                    // The caller searched the member for the label when it removed leftovers.
+                    let result = replicate::replicate_to_free_label(
+                        &origin_side,
+                        &member_side,
+                        key,
+                        wrapping,
+                    );
+                    meter.advance(names[place]);
+                    *lock(&results[place]) = Some(result);
                 }
             });
         }
@@ -841,36 +909,25 @@ fn copy_in_parallel(
     meter.finish();
 
     results
-        .into_iter()
+        .iter()
         .map(|slot| {
-            slot.into_inner()
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
+            lock(slot)
+                .take()
                 .expect("every pending member is taken by exactly one worker")
         })
         .collect()
 }
 
-fn copy_one(
-    origin: &Token,
-    member: &Token,
-    key: &OriginKey<'_>,
-    wrapping: WrappingKey,
-) -> Result<(), HsmError> {
-    let origin_session = origin.open_session()?;
-    let member_session = member.open_session()?;
-    replicate::replicate(
-        &Side {
-            token: origin,
-            session: &origin_session,
-        },
-        &Side {
-            token: member,
-            session: &member_session,
-        },
-        key,
-        wrapping,
-    )
-    .map(|_| ())
+/// Takes the next copy from the queue.
+fn next_job<'a>(queue: &Mutex<Vec<Job<'a>>>) -> Option<Job<'a>> {
+    lock(queue).pop()
+}
+
+/// Locks `mutex`, also when another worker panicked while holding it.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Returns a free name `<file>.interrupted-<n>` next to `path`.

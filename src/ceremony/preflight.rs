@@ -1,11 +1,13 @@
 //! Checks of the runbook against the environment, before any HSM or file is changed.
 
+use std::collections::BTreeMap;
 use std::fmt;
+use std::path::PathBuf;
 
 use cryptoki::mechanism::MechanismType;
 
 use crate::hsm::replicate::REPLICATION_MECHANISMS;
-use crate::hsm::{self, HsmError, Library, Token, TokenSelector};
+use crate::hsm::{self, HsmError, Library, TokenCache, TokenSelector};
 use crate::runbook::{Growth, KeyAlgorithm, Member, Runbook, TokenRef};
 
 /// A problem that stops the ceremony.
@@ -24,7 +26,8 @@ impl fmt::Display for Problem {
 }
 
 /// Checks the runbook's files, PKCS#11 modules, tokens and mechanisms. Reads only: it
-/// loads modules and lists slots, tokens and mechanisms, and never logs in.
+/// loads modules and lists slots, tokens and mechanisms, once per module, and never logs
+/// in.
 pub fn check(runbook: &Runbook) -> Vec<Problem> {
     let mut problems: Vec<Problem> = runbook
         .check_files()
@@ -48,12 +51,40 @@ pub fn check(runbook: &Runbook) -> Vec<Problem> {
 
     check_algorithm(runbook, &mut problems);
     problems.extend(super::attestation::check_chains(runbook).1);
+    let mut modules = BTreeMap::new();
     for (index, member) in runbook.members.iter().enumerate() {
-        if let Err(problem) = check_member(runbook, index, member) {
+        if let Err(problem) = check_member(runbook, index, member, &mut modules) {
             problems.push(problem);
         }
     }
     problems
+}
+
+/// The token listing and free-slot mechanisms of one PKCS#11 module, read once for all its
+/// members. An error is kept as its message, to be reported for each member of the module.
+struct ModuleState {
+    /// The initialised tokens.
+    tokens: Result<TokenCache, String>,
+    /// The mechanisms of the first free slot, or `None` when there is no free slot. Every
+    /// member of the module is checked against this slot, because the tokens are not
+    /// initialised yet and each new one takes the first free slot in turn.
+    free_slot_mechanisms: Result<Option<Vec<MechanismType>>, String>,
+}
+
+impl ModuleState {
+    fn read(library: &Library) -> ModuleState {
+        let tokens = TokenCache::read(library).map_err(|error| error.to_string());
+        // After a failed listing the members report that failure, so the slots are not
+        // read again.
+        let free_slot_mechanisms = match &tokens {
+            Ok(_) => hsm::free_slot_mechanisms(library).map_err(|error| error.to_string()),
+            Err(message) => Err(message.clone()),
+        };
+        ModuleState {
+            tokens,
+            free_slot_mechanisms,
+        }
+    }
 }
 
 fn check_algorithm(runbook: &Runbook, problems: &mut Vec<Problem>) {
@@ -76,7 +107,12 @@ fn check_algorithm(runbook: &Runbook, problems: &mut Vec<Problem>) {
     }
 }
 
-fn check_member(runbook: &Runbook, index: usize, member: &Member) -> Result<(), Problem> {
+fn check_member(
+    runbook: &Runbook,
+    index: usize,
+    member: &Member,
+    modules: &mut BTreeMap<PathBuf, ModuleState>,
+) -> Result<(), Problem> {
     let place = format!("members[{index}] ({})", member.name);
     let problem = |message: String| Problem {
         place: place.clone(),
@@ -98,7 +134,14 @@ fn check_member(runbook: &Runbook, index: usize, member: &Member) -> Result<(), 
         ));
     };
 
-    match Token::find(&library, &TokenSelector::Label(label.clone())) {
+    let module = modules
+        .entry(member.module.clone())
+        .or_insert_with(|| ModuleState::read(&library));
+    let tokens = module
+        .tokens
+        .as_ref()
+        .map_err(|message| problem(message.clone()))?;
+    match tokens.find(&TokenSelector::Label(label.clone())) {
         Ok(_) => {
             let hint = if member.erase_existing {
                 "erasing an existing token is not supported by this version, because it needs the token's current SO PIN"
@@ -114,7 +157,7 @@ fn check_member(runbook: &Runbook, index: usize, member: &Member) -> Result<(), 
         Err(error) => return Err(problem(error.to_string())),
     }
 
-    let mechanisms = match hsm::free_slot_mechanisms(&library) {
+    let mechanisms = match &module.free_slot_mechanisms {
         Ok(Some(mechanisms)) => mechanisms,
         Ok(None) => {
             return Err(problem(format!(
@@ -122,7 +165,7 @@ fn check_member(runbook: &Runbook, index: usize, member: &Member) -> Result<(), 
                 member.module.display()
             )));
         }
-        Err(error) => return Err(problem(error.to_string())),
+        Err(message) => return Err(problem(message.clone())),
     };
     for (mechanism, purpose) in needed {
         if !mechanisms.contains(&mechanism) {

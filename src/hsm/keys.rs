@@ -178,6 +178,17 @@ pub fn generate(
     Ok(KeyPair { public, private })
 }
 
+/// A public key as its token stores it, and as PEM SubjectPublicKeyInfo.
+#[derive(Debug, Clone)]
+pub struct PublicKey {
+    /// CKA_EC_PARAMS as the token returned it.
+    pub ec_params: Vec<u8>,
+    /// CKA_EC_POINT as the token returned it.
+    pub ec_point: Vec<u8>,
+    /// The key as PEM SubjectPublicKeyInfo.
+    pub spki_pem: String,
+}
+
 /// Reads the public key of `public` and returns it as PEM SubjectPublicKeyInfo.
 pub fn public_key_pem(
     session: &Session,
@@ -186,6 +197,18 @@ pub fn public_key_pem(
     public: ObjectHandle,
     algorithm: KeyAlgorithm,
 ) -> Result<String, HsmError> {
+    read_public_key(session, token, label, public, algorithm).map(|key| key.spki_pem)
+}
+
+/// Reads CKA_EC_PARAMS and CKA_EC_POINT of `public`, checks that they name `algorithm`'s
+/// curve and a point on it, and returns them with the key's PEM encoding.
+pub fn read_public_key(
+    session: &Session,
+    token: &Token,
+    label: &str,
+    public: ObjectHandle,
+    algorithm: KeyAlgorithm,
+) -> Result<PublicKey, HsmError> {
     let attributes = session
         .get_attributes(public, &[AttributeType::EcParams, AttributeType::EcPoint])
         .on(&token.label, "read the public key")?;
@@ -203,10 +226,15 @@ pub fn public_key_pem(
         label: label.to_owned(),
         detail,
     };
-    let params = params.ok_or_else(|| invalid("CKA_EC_PARAMS is missing".into()))?;
-    let point = point.ok_or_else(|| invalid("CKA_EC_POINT is missing".into()))?;
-    check_params(algorithm, &params).map_err(invalid)?;
-    spki_pem(algorithm, &point).map_err(invalid)
+    let ec_params = params.ok_or_else(|| invalid("CKA_EC_PARAMS is missing".into()))?;
+    let ec_point = point.ok_or_else(|| invalid("CKA_EC_POINT is missing".into()))?;
+    check_params(algorithm, &ec_params).map_err(invalid)?;
+    let spki_pem = spki_pem(algorithm, &ec_point).map_err(invalid)?;
+    Ok(PublicKey {
+        ec_params,
+        ec_point,
+        spki_pem,
+    })
 }
 
 /// Encodes a CKA_EC_POINT value as PEM SubjectPublicKeyInfo.

@@ -6,9 +6,11 @@
 //! generates a one-time AES key, wraps the fleet key under it with CKM_AES_KEY_WRAP_PAD
 //! and wraps the AES key under the transport key with CKM_RSA_PKCS_OAEP; the member
 //! unwraps both. RSA-OAEP carries the AES key because SoftHSM 2.6.1 wraps only secret keys
-//! with RSA-OAEP, and only with SHA-1 and MGF1-SHA1. Transport objects are session
-//! objects, so they vanish with the session even if the tool stops half-way, and the tool
-//! destroys them explicitly when a copy is done.
+//! with RSA-OAEP, and only with SHA-1 and MGF1-SHA1.
+//!
+//! Transport keys and AES keys are session objects of the sessions the caller passes in.
+//! They vanish when those sessions close, or when the process stops half-way, so they are
+//! never stored on a token and the tool does not destroy them one by one.
 //!
 //! A fleet key with CKA_WRAP_WITH_TRUSTED true can be wrapped only under a key with
 //! CKA_TRUSTED true, so for such a key the one-time AES keys come from
@@ -24,7 +26,7 @@ use rand::RngCore;
 use secrecy::SecretString;
 
 use super::error::Context;
-use super::keys::{self, KeyAlgorithm};
+use super::keys::{self, PublicKey};
 use super::{HsmError, Token};
 
 /// RSA modulus size of transport keys, in bits.
@@ -70,8 +72,9 @@ pub struct OriginKey<'a> {
     pub id: &'a [u8],
     /// The extractable private key on the origin.
     pub private: ObjectHandle,
-    /// The origin's public key object.
-    pub public: ObjectHandle,
+    /// The origin's public key, read once. Copies get its CKA_EC_PARAMS and CKA_EC_POINT,
+    /// and are checked against it.
+    pub public_key: &'a PublicKey,
 }
 
 /// The one-time AES key under which the origin wraps the fleet key for one copy.
@@ -86,9 +89,11 @@ pub enum WrappingKey {
 }
 
 /// Copies the origin's ECDSA P-256 fleet key to `member` under `wrapping`, checks that
-/// the copy matches the origin's public key, and returns the copy's key pair. The copy is
-/// created non-extractable. On a mismatch the copy is destroyed. The AES key is destroyed
-/// after use, whichever kind it is.
+/// the copy matches the origin's public key, and returns the copy's key pair. Fails
+/// without changing the member when an object labelled like the key is already on it.
+///
+/// The copy is created non-extractable. On a mismatch the copy is destroyed. The transport
+/// and AES keys stay in the sessions of `origin` and `member` until those close.
 pub fn replicate(
     origin: &Side<'_>,
     member: &Side<'_>,
@@ -96,28 +101,25 @@ pub fn replicate(
     wrapping: WrappingKey,
 ) -> Result<keys::KeyPair, HsmError> {
     keys::ensure_label_free(member.session, member.token, key.label)?;
-    let mut transport = TransportKey::generate(member)?;
-    let result = transport
-        .import(origin, member)
-        .and_then(|_| copy_under(origin, member, key, &transport, wrapping));
-    transport.destroy(origin, member);
-    result
+    replicate_to_free_label(origin, member, key, wrapping)
 }
 
-fn copy_under(
+/// Copies the key as [`replicate`] does, for a caller that has just checked that no
+/// object on `member` has the key's label, so the search is not repeated.
+pub fn replicate_to_free_label(
     origin: &Side<'_>,
     member: &Side<'_>,
     key: &OriginKey<'_>,
-    transport: &TransportKey,
     wrapping: WrappingKey,
 ) -> Result<keys::KeyPair, HsmError> {
-    let (wrapped_key, wrapped_aes) = wrap_on_origin(origin, key, transport, wrapping)?;
-    let private = unwrap_on_member(member, key, transport, &wrapped_key, &wrapped_aes)?;
-    let public = copy_public_key(origin, member, key)?;
+    let transport = TransportKey::generate(origin, member)?;
+    let (wrapped_key, wrapped_aes) = wrap_on_origin(origin, key, &transport, wrapping)?;
+    let private = unwrap_on_member(member, key, &transport, &wrapped_key, &wrapped_aes)?;
+    let public = store_public_key(member, key)?;
     let pair = keys::KeyPair { public, private };
     crate::fault::kill_point(&format!("mid-replication-{}", member.token.label));
 
-    if let Err(error) = check_copy(origin, member, key.public, private) {
+    if let Err(error) = check_copy(member, key.public_key, private) {
         // A copy that does not match must not stay on the token.
         let _ = member.session.destroy_object(private);
         let _ = member.session.destroy_object(public);
@@ -126,15 +128,16 @@ fn copy_under(
     Ok(pair)
 }
 
-/// Transport key pair on the member, and its public half imported into the origin.
+/// Transport key pair on the member, with its public half imported into the origin. All
+/// three objects are session objects.
 struct TransportKey {
     member_private: ObjectHandle,
-    member_public: ObjectHandle,
-    origin_public: Option<ObjectHandle>,
+    origin_public: ObjectHandle,
 }
 
 impl TransportKey {
-    fn generate(member: &Side<'_>) -> Result<TransportKey, HsmError> {
+    /// Generates the pair on the member and imports its public half into the origin.
+    fn generate(origin: &Side<'_>, member: &Side<'_>) -> Result<TransportKey, HsmError> {
         let public_template = [
             Attribute::Token(false),
             Attribute::Wrap(true),
@@ -160,60 +163,46 @@ impl TransportKey {
                 &private_template,
             )
             .on(&member.token.label, "generate a transport key")?;
+        let origin_public = import_public(origin, member, member_public)?;
         Ok(TransportKey {
             member_private,
-            member_public,
-            origin_public: None,
+            origin_public,
         })
     }
+}
 
-    /// Imports the transport public key into the origin, once.
-    fn import(&mut self, origin: &Side<'_>, member: &Side<'_>) -> Result<ObjectHandle, HsmError> {
-        if let Some(handle) = self.origin_public {
-            return Ok(handle);
-        }
-        let attributes = member
-            .session
-            .get_attributes(
-                self.member_public,
-                &[AttributeType::Modulus, AttributeType::PublicExponent],
-            )
-            .on(&member.token.label, "read the transport public key")?;
-        let mut template = vec![
-            Attribute::Class(ObjectClass::PUBLIC_KEY),
-            Attribute::KeyType(KeyType::RSA),
-            Attribute::Token(false),
-            Attribute::Wrap(true),
-            Attribute::Encrypt(false),
-            Attribute::Verify(false),
-        ];
-        template.extend(attributes.into_iter().filter(|attribute| {
-            matches!(
-                attribute,
-                Attribute::Modulus(_) | Attribute::PublicExponent(_)
-            )
-        }));
-        let handle = origin
-            .session
-            .create_object(&template)
-            .on(&origin.token.label, "import the member's transport key")?;
-        self.origin_public = Some(handle);
-        Ok(handle)
-    }
-
-    /// Destroys the transport objects. Failures are logged and otherwise ignored, because
-    /// session objects vanish when their session closes anyway.
-    fn destroy(self, origin: &Side<'_>, member: &Side<'_>) {
-        let mut pending = vec![(member, self.member_private), (member, self.member_public)];
-        if let Some(handle) = self.origin_public {
-            pending.push((origin, handle));
-        }
-        for (side, handle) in pending {
-            if let Err(error) = side.session.destroy_object(handle) {
-                tracing::warn!(token = %side.token.label, %error, "cannot destroy a transport object; it goes when the session closes");
-            }
-        }
-    }
+/// Creates a session copy of the member's transport public key `member_public` on the
+/// origin, and returns its handle there.
+fn import_public(
+    origin: &Side<'_>,
+    member: &Side<'_>,
+    member_public: ObjectHandle,
+) -> Result<ObjectHandle, HsmError> {
+    let attributes = member
+        .session
+        .get_attributes(
+            member_public,
+            &[AttributeType::Modulus, AttributeType::PublicExponent],
+        )
+        .on(&member.token.label, "read the transport public key")?;
+    let mut template = vec![
+        Attribute::Class(ObjectClass::PUBLIC_KEY),
+        Attribute::KeyType(KeyType::RSA),
+        Attribute::Token(false),
+        Attribute::Wrap(true),
+        Attribute::Encrypt(false),
+        Attribute::Verify(false),
+    ];
+    template.extend(attributes.into_iter().filter(|attribute| {
+        matches!(
+            attribute,
+            Attribute::Modulus(_) | Attribute::PublicExponent(_)
+        )
+    }));
+    origin
+        .session
+        .create_object(&template)
+        .on(&origin.token.label, "import the member's transport key")
 }
 
 fn oaep() -> Mechanism<'static> {
@@ -260,26 +249,15 @@ fn wrap_on_origin(
             .on(label, "generate a one-time AES key")?,
         WrappingKey::Trusted(handle) => handle,
     };
-
-    let result = (|| {
-        let wrapped_key = origin
-            .session
-            .wrap_key(&Mechanism::AesKeyWrapPad, aes, key.private)
-            .on(label, "wrap the fleet key")?;
-        let transport_public = transport.origin_public.ok_or_else(|| HsmError::Binding {
-            token: label.clone(),
-            action: "wrap the one-time AES key",
-            source: cryptoki::error::Error::InvalidValue,
-        })?;
-        let wrapped_aes = origin
-            .session
-            .wrap_key(&oaep(), transport_public, aes)
-            .on(label, "wrap the one-time AES key")?;
-        Ok((wrapped_key, wrapped_aes))
-    })();
-
-    let _ = origin.session.destroy_object(aes);
-    result
+    let wrapped_key = origin
+        .session
+        .wrap_key(&Mechanism::AesKeyWrapPad, aes, key.private)
+        .on(label, "wrap the fleet key")?;
+    let wrapped_aes = origin
+        .session
+        .wrap_key(&oaep(), transport.origin_public, aes)
+        .on(label, "wrap the one-time AES key")?;
+    Ok((wrapped_key, wrapped_aes))
 }
 
 fn unwrap_on_member(
@@ -323,27 +301,15 @@ fn unwrap_on_member(
         Attribute::Label(key.label.as_bytes().to_vec()),
         Attribute::Id(key.id.to_vec()),
     ];
-    let result = member
+    member
         .session
         .unwrap_key(&Mechanism::AesKeyWrapPad, aes, wrapped_key, &key_template)
-        .on(label, "unwrap the fleet key");
-    let _ = member.session.destroy_object(aes);
-    result
+        .on(label, "unwrap the fleet key")
 }
 
-fn copy_public_key(
-    origin: &Side<'_>,
-    member: &Side<'_>,
-    key: &OriginKey<'_>,
-) -> Result<ObjectHandle, HsmError> {
-    let attributes = origin
-        .session
-        .get_attributes(
-            key.public,
-            &[AttributeType::EcParams, AttributeType::EcPoint],
-        )
-        .on(&origin.token.label, "read the fleet public key")?;
-    let mut template = vec![
+/// Creates the fleet public key on the member from the attributes the origin returned.
+fn store_public_key(member: &Side<'_>, key: &OriginKey<'_>) -> Result<ObjectHandle, HsmError> {
+    let template = [
         Attribute::Class(ObjectClass::PUBLIC_KEY),
         Attribute::KeyType(KeyType::EC),
         Attribute::Token(true),
@@ -353,12 +319,9 @@ fn copy_public_key(
         Attribute::Wrap(false),
         Attribute::Label(key.label.as_bytes().to_vec()),
         Attribute::Id(key.id.to_vec()),
+        Attribute::EcParams(key.public_key.ec_params.clone()),
+        Attribute::EcPoint(key.public_key.ec_point.clone()),
     ];
-    template.extend(
-        attributes.into_iter().filter(|attribute| {
-            matches!(attribute, Attribute::EcParams(_) | Attribute::EcPoint(_))
-        }),
-    );
     member
         .session
         .create_object(&template)
@@ -453,24 +416,18 @@ fn generate_as_so(
 /// The copy's public key cannot be read from its private key object, so a signature is
 /// how the tool proves the two halves belong together.
 pub fn check_copy(
-    origin: &Side<'_>,
     member: &Side<'_>,
-    origin_public: ObjectHandle,
+    origin_public: &PublicKey,
     copy: ObjectHandle,
 ) -> Result<(), HsmError> {
-    let pem = keys::public_key_pem(
-        origin.session,
-        origin.token,
-        "fleet key",
-        origin_public,
-        KeyAlgorithm::EcdsaP256,
-    )?;
     let mismatch = || HsmError::ReplicaMismatch {
         token: member.token.label.clone(),
     };
     let verifying_key =
-        <p256::ecdsa::VerifyingKey as p256::pkcs8::DecodePublicKey>::from_public_key_pem(&pem)
-            .map_err(|_| mismatch())?;
+        <p256::ecdsa::VerifyingKey as p256::pkcs8::DecodePublicKey>::from_public_key_pem(
+            &origin_public.spki_pem,
+        )
+        .map_err(|_| mismatch())?;
 
     let mut challenge = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut challenge);

@@ -69,17 +69,19 @@ impl Token {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let slot = free_slot_for(library, label, &[])?;
-        Token::initialise_in_slot(library, slot, label, so_pin, user_pin)
+        let mut token = Token::initialise_in_slot(library, slot, label, so_pin)?;
+        token.set_first_user_pin(so_pin, user_pin)?;
+        token.user_pin_initialised = true;
+        Ok(token)
     }
 
-    /// Initialises the free `slot` with `label`, then sets the user PIN as the security
-    /// officer. The caller must hold the [`INITIALISING`] lock.
+    /// Initialises the free `slot` with `label` and returns the new token, whose user PIN
+    /// is not set yet. The caller must hold the [`INITIALISING`] lock.
     fn initialise_in_slot(
         library: &Library,
         slot: Slot,
         label: &str,
         so_pin: &SecretString,
-        user_pin: &SecretString,
     ) -> Result<Token, HsmError> {
         library
             .context()
@@ -89,7 +91,7 @@ impl Token {
 
         // The slot is known, so its token information is read once instead of searching
         // every slot for the label again, which made initialising n tokens cost O(n²) calls.
-        let mut token = Token::in_slot(library, slot)?;
+        let token = Token::in_slot(library, slot)?;
         if token.label != label {
             return Err(HsmError::TokenNotFound {
                 selector: TokenSelector::Label(label.to_owned()).to_string(),
@@ -97,8 +99,6 @@ impl Token {
             });
         }
         crate::fault::kill_point(&format!("after-init-token-{label}"));
-        token.set_first_user_pin(so_pin, user_pin)?;
-        token.user_pin_initialised = true;
         Ok(token)
     }
 
@@ -132,6 +132,45 @@ impl Token {
             .init_pin(user_pin)
             .on(&self.label, "set the user PIN")?;
         session.logout().on(&self.label, "log out")
+    }
+
+    /// Sets the first user PIN as [`Token::set_first_user_pin`] does, then logs in as the
+    /// user on the same session and returns it, which saves closing one session and
+    /// opening another.
+    pub fn set_first_user_pin_and_login(
+        &self,
+        so_pin: &SecretString,
+        user_pin: &SecretString,
+    ) -> Result<Session, HsmError> {
+        let session = self.login_so(so_pin)?;
+        session
+            .init_pin(user_pin)
+            .on(&self.label, "set the user PIN")?;
+        self.relogin_as_user(session, user_pin)
+    }
+
+    /// Logs in as the security officer with `so_pin` to prove the PIN works, then logs in
+    /// as the user on the same session and returns it.
+    pub fn check_so_pin_and_login(
+        &self,
+        so_pin: &SecretString,
+        user_pin: &SecretString,
+    ) -> Result<Session, HsmError> {
+        let session = self.login_so(so_pin)?;
+        self.relogin_as_user(session, user_pin)
+    }
+
+    /// Logs the security officer out of `session` and the user in.
+    fn relogin_as_user(
+        &self,
+        session: Session,
+        user_pin: &SecretString,
+    ) -> Result<Session, HsmError> {
+        session.logout().on(&self.label, "log out")?;
+        session
+            .login(UserType::User, Some(user_pin))
+            .on(&self.label, "log in as user")?;
+        Ok(session)
     }
 
     /// Opens a read-write session logged in as the user.
@@ -333,20 +372,23 @@ impl TokenCache {
     }
 
     /// Initialises a new token with `label`, as [`Token::initialise`] does, and adds it to
-    /// the cache. Slots of cached tokens are not read again.
+    /// the cache. Slots of cached tokens are not read again. Returns the token and the
+    /// session that set its user PIN, now logged in as the user.
     pub fn initialise(
         &mut self,
         label: &str,
         so_pin: &SecretString,
         user_pin: &SecretString,
-    ) -> Result<Token, HsmError> {
+    ) -> Result<(Token, Session), HsmError> {
         let _guard = INITIALISING
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let slot = free_slot_for(&self.library, label, &self.tokens)?;
-        let token = Token::initialise_in_slot(&self.library, slot, label, so_pin, user_pin)?;
+        let mut token = Token::initialise_in_slot(&self.library, slot, label, so_pin)?;
+        let session = token.set_first_user_pin_and_login(so_pin, user_pin)?;
+        token.user_pin_initialised = true;
         self.tokens.push(token.clone());
-        Ok(token)
+        Ok((token, session))
     }
 
     /// Records that `token` has changed, for example that its user PIN is now set.

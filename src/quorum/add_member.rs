@@ -25,7 +25,7 @@ use crate::hsm::keys::Wrapping;
 use crate::hsm::replicate::{
     self, OriginKey, REPLICATION_MECHANISMS, Side, TrustedWrappingKeys, WrappingKey,
 };
-use crate::hsm::{HsmError, Library, Token, keys};
+use crate::hsm::{HsmError, KeyAlgorithm, Library, Token, keys};
 use crate::runbook::{AddMember, Growth, QuorumRunbook, TokenRef};
 use crate::shares::{self, CredentialSet, MemberCredentials, Recovered, ShareFile};
 use crate::transcript::Transcript;
@@ -478,6 +478,14 @@ fn copy_key(
         ObjectClass::PUBLIC_KEY,
     )
     .map_err(QuorumError::hsm(step, &source.name))?;
+    let public_key = keys::read_public_key(
+        &source_session,
+        &source_token,
+        &add.key_label,
+        public,
+        KeyAlgorithm::EcdsaP256,
+    )
+    .map_err(QuorumError::hsm(step, &source.name))?;
     let id = source_session
         .get_attributes(private, &[AttributeType::Id])
         .map_err(|error| HsmError::from_cryptoki(&source_token.label, "read the key id", error))
@@ -501,7 +509,7 @@ fn copy_key(
         label: &add.key_label,
         id: &id,
         private,
-        public,
+        public_key: &public_key,
     };
     let pair = replicate::replicate(&origin, &member, &key, wrapping)
         .map_err(QuorumError::hsm(step, new_name))?;
