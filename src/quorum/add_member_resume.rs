@@ -18,7 +18,7 @@ use super::progress::{
 use super::rotate::check_share_files_absent;
 use super::{AddedMember, QuorumError, action, check_shares_fit, find_token, record};
 use crate::hsm::replicate::{self, Side};
-use crate::hsm::{HsmError, Library, Token, TokenSelector, keys};
+use crate::hsm::{HsmError, KeyAlgorithm, Library, Token, TokenSelector, keys};
 use crate::runbook::{AddMember, QuorumRunbook};
 use crate::shares::{CredentialSet, Recovered};
 use crate::transcript::Transcript;
@@ -320,12 +320,16 @@ fn check_recorded_copy(
         ObjectClass::PUBLIC_KEY,
     )
     .map_err(QuorumError::hsm(CHECK_STEP, &source.name))?;
-    let origin = Side {
-        token: &source_token,
-        session: &source_session,
-    };
+    let public_key = keys::read_public_key(
+        &source_session,
+        &source_token,
+        &add.key_label,
+        public,
+        KeyAlgorithm::EcdsaP256,
+    )
+    .map_err(QuorumError::hsm(CHECK_STEP, &source.name))?;
     let member = Side { token, session };
-    replicate::check_copy(&origin, &member, public, copy).map_err(|error| QuorumError::Mismatch {
+    replicate::check_copy(&member, &public_key, copy).map_err(|error| QuorumError::Mismatch {
         transcript: transcript.to_owned(),
         step: action::KEY_REPLICATED,
         detail: format!("the copy on member {new} is not the source's fleet key: {error}"),
