@@ -441,7 +441,8 @@ impl Run<'_> {
         let step = "generate fleet key";
         let on_error = || CeremonyError::hsm(step, &origin_name);
         let wrapping = self.origin_wrapping(replicated);
-        let pair = keys::generate(
+        // remove_leftovers has just searched for the label and destroyed what it found.
+        let pair = keys::generate_at_free_label(
             &origin.session,
             &origin.token,
             algorithm,

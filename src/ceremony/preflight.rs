@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use cryptoki::mechanism::MechanismType;
 
 use crate::hsm::replicate::REPLICATION_MECHANISMS;
-use crate::hsm::{self, HsmError, Library, TokenCache, TokenSelector};
+use crate::hsm::{HsmError, Library, TokenCache, TokenSelector};
 use crate::runbook::{Growth, KeyAlgorithm, Member, Runbook, TokenRef};
 
 /// A problem that stops the ceremony.
@@ -77,7 +77,9 @@ impl ModuleState {
         // After a failed listing the members report that failure, so the slots are not
         // read again.
         let free_slot_mechanisms = match &tokens {
-            Ok(_) => hsm::free_slot_mechanisms(library).map_err(|error| error.to_string()),
+            Ok(cache) => cache
+                .free_slot_mechanisms()
+                .map_err(|error| error.to_string()),
             Err(message) => Err(message.clone()),
         };
         ModuleState {

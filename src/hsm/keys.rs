@@ -133,8 +133,9 @@ pub fn find_one(
     })
 }
 
-/// Generates a key pair labelled `label` on the token. The private key is sensitive and
-/// a token object; `wrapping` sets whether replication can wrap it, and under which keys.
+/// Generates a key pair labelled `label` on the token, after checking that no object
+/// has the label. The private key is sensitive and a token object; `wrapping` sets
+/// whether replication can wrap it, and under which keys.
 pub fn generate(
     session: &Session,
     token: &Token,
@@ -144,7 +145,19 @@ pub fn generate(
     wrapping: Wrapping,
 ) -> Result<KeyPair, HsmError> {
     ensure_label_free(session, token, label)?;
+    generate_at_free_label(session, token, algorithm, label, id, wrapping)
+}
 
+/// Generates a key pair like [`generate`], for a caller that has just made sure that no
+/// object has the label, such as a run that removed the leftovers of an earlier attempt.
+pub fn generate_at_free_label(
+    session: &Session,
+    token: &Token,
+    algorithm: KeyAlgorithm,
+    label: &str,
+    id: &[u8],
+    wrapping: Wrapping,
+) -> Result<KeyPair, HsmError> {
     let public_template = [
         Attribute::Token(true),
         Attribute::Private(false),

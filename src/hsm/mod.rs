@@ -11,7 +11,7 @@ mod token;
 pub use error::HsmError;
 pub use keys::KeyAlgorithm;
 pub use library::Library;
-pub use token::{Token, TokenCache, TokenSelector, free_slot_mechanisms, list as list_tokens};
+pub use token::{Token, TokenCache, TokenSelector, list as list_tokens};
 
 /// Path of SoftHSM2's PKCS#11 module as Debian's `softhsm2` package installs it; the
 /// default module when a runbook names none.

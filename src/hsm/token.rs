@@ -269,17 +269,26 @@ pub(super) fn select(
 
 /// Lists the initialised tokens of a module.
 pub fn list(library: &Library) -> Result<Vec<Token>, HsmError> {
+    Ok(list_slots(library)?.0)
+}
+
+/// Reads the token information of every slot with a token once, and returns the
+/// initialised tokens and the slots whose token is not initialised, in slot order.
+fn list_slots(library: &Library) -> Result<(Vec<Token>, Vec<Slot>), HsmError> {
     let context = library.context();
     let module = library.path().display().to_string();
-    let slots = context
-        .get_slots_with_initialized_token()
-        .on(&module, "list slots")?;
+    let slots = context.get_slots_with_token().on(&module, "list slots")?;
 
     let mut tokens = Vec::with_capacity(slots.len());
+    let mut free = Vec::new();
     for slot in slots {
         let info = context
             .get_token_info(slot)
             .on(&module, "read token information")?;
+        if !info.token_initialized() {
+            free.push(slot);
+            continue;
+        }
         tokens.push(Token {
             library: library.clone(),
             slot,
@@ -290,25 +299,7 @@ pub fn list(library: &Library) -> Result<Vec<Token>, HsmError> {
             user_pin_initialised: info.user_pin_initialized(),
         });
     }
-    Ok(tokens)
-}
-
-/// Finds a slot whose token is present but not initialised.
-fn free_slot(library: &Library) -> Result<Slot, HsmError> {
-    let context = library.context();
-    let module = library.path().display().to_string();
-    let slots = context.get_slots_with_token().on(&module, "list slots")?;
-    for slot in slots {
-        let info = context
-            .get_token_info(slot)
-            .on(&module, "read token information")?;
-        if !info.token_initialized() {
-            return Ok(slot);
-        }
-    }
-    Err(HsmError::NoFreeSlot {
-        module: library.path().to_owned(),
-    })
+    Ok((tokens, free))
 }
 
 /// Finds a free slot for a new token labelled `label` in one pass over the slots, and
@@ -355,15 +346,34 @@ fn free_slot_for(library: &Library, label: &str, known: &[Token]) -> Result<Slot
 pub struct TokenCache {
     library: Library,
     tokens: Vec<Token>,
+    /// Slots without an initialised token when the cache was read.
+    free: Vec<Slot>,
 }
 
 impl TokenCache {
-    /// Reads the initialised tokens of `library`.
+    /// Reads the initialised tokens of `library`, and its free slots, in one pass.
     pub fn read(library: &Library) -> Result<TokenCache, HsmError> {
+        let (tokens, free) = list_slots(library)?;
         Ok(TokenCache {
             library: library.clone(),
-            tokens: list(library)?,
+            tokens,
+            free,
         })
+    }
+
+    /// Returns the mechanisms of the first slot that was free when the cache was read, or
+    /// `None` when there was none.
+    pub fn free_slot_mechanisms(&self) -> Result<Option<Vec<MechanismType>>, HsmError> {
+        let Some(slot) = self.free.first() else {
+            return Ok(None);
+        };
+        let module = self.library.path().display().to_string();
+        let mechanisms = self
+            .library
+            .context()
+            .get_mechanism_list(*slot)
+            .on(&module, "list mechanisms")?;
+        Ok(Some(mechanisms))
     }
 
     /// Finds the one token that matches `selector`, as [`Token::find`] does.
@@ -403,18 +413,3 @@ impl TokenCache {
     }
 }
 
-/// Returns the mechanisms of the first free slot (a present but uninitialised token), or
-/// `None` when the module has no free slot.
-pub fn free_slot_mechanisms(library: &Library) -> Result<Option<Vec<MechanismType>>, HsmError> {
-    let slot = match free_slot(library) {
-        Ok(slot) => slot,
-        Err(HsmError::NoFreeSlot { .. }) => return Ok(None),
-        Err(error) => return Err(error),
-    };
-    let module = library.path().display().to_string();
-    let mechanisms = library
-        .context()
-        .get_mechanism_list(slot)
-        .on(&module, "list mechanisms")?;
-    Ok(Some(mechanisms))
-}

@@ -25,7 +25,7 @@ use crate::hsm::keys::Wrapping;
 use crate::hsm::replicate::{
     self, OriginKey, REPLICATION_MECHANISMS, Side, TrustedWrappingKeys, WrappingKey,
 };
-use crate::hsm::{HsmError, KeyAlgorithm, Library, Token, keys};
+use crate::hsm::{HsmError, KeyAlgorithm, Library, Token, TokenCache, TokenSelector, keys};
 use crate::runbook::{AddMember, Growth, QuorumRunbook, TokenRef};
 use crate::shares::{self, CredentialSet, MemberCredentials, Recovered, ShareFile};
 use crate::transcript::Transcript;
@@ -92,13 +92,15 @@ fn check_new_member(add: &AddMember) -> Result<(), String> {
         );
     };
     let library = Library::load(&member.module).map_err(|error| error.to_string())?;
-    let tokens = crate::hsm::list_tokens(&library).map_err(|error| error.to_string())?;
-    if tokens.iter().any(|token| &token.label == label) {
+    let tokens = TokenCache::read(&library).map_err(|error| error.to_string())?;
+    let existing = tokens.find(&TokenSelector::Label(label.clone()));
+    if !matches!(existing, Err(HsmError::TokenNotFound { .. })) {
         return Err(format!(
             "a token labelled {label:?} exists; initialising would erase it\nhint: give the new member a new token label"
         ));
     }
-    let mechanisms = crate::hsm::free_slot_mechanisms(&library)
+    let mechanisms = tokens
+        .free_slot_mechanisms()
         .map_err(|error| error.to_string())?
         .ok_or_else(|| format!("no free slot in {}", member.module.display()))?;
     missing_mechanisms(&mechanisms)
