@@ -382,8 +382,10 @@ impl TokenCache {
     }
 
     /// Initialises a new token with `label`, as [`Token::initialise`] does, and adds it to
-    /// the cache. Slots of cached tokens are not read again. Returns the token and the
-    /// session that set its user PIN, now logged in as the user.
+    /// the cache. Slots of cached tokens are not read again, and a slot that was free when
+    /// the cache was read is used without listing the slots again once its token
+    /// information shows it is still free. Returns the token and the session that set its
+    /// user PIN, now logged in as the user.
     pub fn initialise(
         &mut self,
         label: &str,
@@ -393,12 +395,37 @@ impl TokenCache {
         let _guard = INITIALISING
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let slot = free_slot_for(&self.library, label, &self.tokens)?;
+        let slot = match self.take_free_slot(label)? {
+            Some(slot) => slot,
+            None => free_slot_for(&self.library, label, &self.tokens)?,
+        };
         let mut token = Token::initialise_in_slot(&self.library, slot, label, so_pin)?;
         let session = token.set_first_user_pin_and_login(so_pin, user_pin)?;
         token.user_pin_initialised = true;
         self.tokens.push(token.clone());
         Ok((token, session))
+    }
+
+    /// Takes the first slot that was free when the cache was read, if its token is still
+    /// not initialised. Rejects `label` when a cached token has it.
+    fn take_free_slot(&mut self, label: &str) -> Result<Option<Slot>, HsmError> {
+        if self.tokens.iter().any(|token| token.label == label) {
+            return Err(HsmError::TokenExists {
+                label: label.to_owned(),
+                module: self.library.path().to_owned(),
+            });
+        }
+        if self.free.is_empty() {
+            return Ok(None);
+        }
+        let slot = self.free.remove(0);
+        let module = self.library.path().display().to_string();
+        let info = self
+            .library
+            .context()
+            .get_token_info(slot)
+            .on(&module, "read token information")?;
+        Ok((!info.token_initialized()).then_some(slot))
     }
 
     /// Records that `token` has changed, for example that its user PIN is now set.
