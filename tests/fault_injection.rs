@@ -504,3 +504,45 @@ fn fault_at_every_call_recovers() {
         failures.join("\n\n")
     );
 }
+
+/// C_InitToken with CKR_PIN_INCORRECT is what a token initialised by someone else since
+/// the run listed the slots returns, because the new SO PIN does not match its own.
+#[test]
+fn taken_slot_at_init_is_named() {
+    const CKR_PIN_INCORRECT: u64 = 0xa0;
+    let module = fault_module();
+    let folder = CeremonyFolder::new(two_members(&module));
+    let template = folder.root();
+
+    let clean = Case::new(template);
+    let output = clean.run(&["run", "runbook.yaml", "--yes"], 0, 0);
+    assert_eq!(output.status.code(), Some(4), "{}", text(&output.stderr));
+    let first_init = clean
+        .calls()
+        .iter()
+        .position(|function| function == "C_InitToken")
+        .expect("the run initialises tokens")
+        + 1;
+
+    let case = Case::new(template);
+    let output = case.run(
+        &["run", "runbook.yaml", "--yes"],
+        first_init,
+        CKR_PIN_INCORRECT,
+    );
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("holds an initialised token by now"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("run again"), "{stderr}");
+
+    let output = case.run(
+        &case.quorum(&["run", "runbook.yaml", "--resume", "--yes"]),
+        0,
+        0,
+    );
+    assert_eq!(output.status.code(), Some(4), "{}", text(&output.stderr));
+    case.check_complete("resumed after a taken slot");
+}

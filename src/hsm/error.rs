@@ -75,6 +75,18 @@ pub enum HsmError {
         /// Module searched.
         module: PathBuf,
     },
+    /// The slot chosen for a new token holds an initialised token by the time
+    /// C_InitToken runs. PKCS#11 re-initialises a token only with its current SO PIN, so
+    /// the new random SO PIN is rejected and the token is left as it was.
+    #[error(
+        "the free slot chosen for token \"{label}\" in {module} holds an initialised token by now; C_InitToken left it unchanged\nhint: run again, so that the slots are listed anew"
+    )]
+    SlotTaken {
+        /// Label of the new token.
+        label: String,
+        /// Module of the slot.
+        module: PathBuf,
+    },
     /// No uninitialised slot is available for a new token.
     #[error("no free slot for a new token in {module}")]
     NoFreeSlot {

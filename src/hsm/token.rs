@@ -83,10 +83,15 @@ impl Token {
         label: &str,
         so_pin: &SecretString,
     ) -> Result<Token, HsmError> {
-        library
-            .context()
-            .init_token(slot, so_pin, label)
-            .on(label, "initialise the token")?;
+        match library.context().init_token(slot, so_pin, label) {
+            Err(cryptoki::error::Error::Pkcs11(cryptoki::error::RvError::PinIncorrect, _)) => {
+                return Err(HsmError::SlotTaken {
+                    label: label.to_owned(),
+                    module: library.path().to_owned(),
+                });
+            }
+            result => result.on(label, "initialise the token")?,
+        }
         tracing::info!(token = label, "initialised token");
 
         // The slot is known, so its token information is read once instead of searching
@@ -383,9 +388,8 @@ impl TokenCache {
 
     /// Initialises a new token with `label`, as [`Token::initialise`] does, and adds it to
     /// the cache. Slots of cached tokens are not read again, and a slot that was free when
-    /// the cache was read is used without listing the slots again once its token
-    /// information shows it is still free. Returns the token and the session that set its
-    /// user PIN, now logged in as the user.
+    /// the cache was read is used without listing the slots again. Returns the token and
+    /// the session that set its user PIN, now logged in as the user.
     pub fn initialise(
         &mut self,
         label: &str,
@@ -406,8 +410,12 @@ impl TokenCache {
         Ok((token, session))
     }
 
-    /// Takes the first slot that was free when the cache was read, if its token is still
-    /// not initialised. Rejects `label` when a cached token has it.
+    /// Takes the first slot that was free when the cache was read. Rejects `label` when a
+    /// cached token has it.
+    ///
+    /// The slot is not read again: if another process initialised its token since, the
+    /// token has an SO PIN that the new random one does not match, so C_InitToken fails
+    /// with [`HsmError::SlotTaken`] and erases nothing.
     fn take_free_slot(&mut self, label: &str) -> Result<Option<Slot>, HsmError> {
         if self.tokens.iter().any(|token| token.label == label) {
             return Err(HsmError::TokenExists {
@@ -418,14 +426,7 @@ impl TokenCache {
         if self.free.is_empty() {
             return Ok(None);
         }
-        let slot = self.free.remove(0);
-        let module = self.library.path().display().to_string();
-        let info = self
-            .library
-            .context()
-            .get_token_info(slot)
-            .on(&module, "read token information")?;
-        Ok((!info.token_initialized()).then_some(slot))
+        Ok(Some(self.free.remove(0)))
     }
 
     /// Records that `token` has changed, for example that its user PIN is now set.
@@ -439,4 +440,3 @@ impl TokenCache {
         }
     }
 }
-
