@@ -505,8 +505,9 @@ fn fault_at_every_call_recovers() {
     );
 }
 
-/// C_InitToken with CKR_PIN_INCORRECT is what a token initialised by someone else since
-/// the run listed the slots returns, because the new SO PIN does not match its own.
+/// Fails the first C_InitToken with CKR_PIN_INCORRECT. A token that someone else
+/// initialised after the run listed the slots returns that code, because the run's new SO
+/// PIN does not match the token's own.
 #[test]
 fn taken_slot_at_init_is_named() {
     const CKR_PIN_INCORRECT: u64 = 0xa0;
