@@ -5,6 +5,8 @@
 //! Each test runs its own demo in a new folder. SoftHSM reads `SOFTHSM2_CONF` once per
 //! process, so every child process gets it in its own environment.
 
+mod common;
+
 use std::path::PathBuf;
 use std::process::Command as StdCommand;
 
@@ -428,43 +430,6 @@ fn growing_add_member_runbook() -> String {
     )
 }
 
-/// Counts the private keys labelled `label` in a pkcs11-tool listing, and how many of
-/// them are marked extractable.
-fn private_keys(listing: &str, label: &str) -> (usize, usize) {
-    // Each object starts with an unindented header line; its fields are indented.
-    let mut objects: Vec<Vec<&str>> = Vec::new();
-    for line in listing.lines() {
-        if !line.starts_with(' ') {
-            objects.push(Vec::new());
-        }
-        if let Some(object) = objects.last_mut() {
-            object.push(line);
-        }
-    }
-    let field = |object: &[&str], name: &str| {
-        object
-            .iter()
-            .find_map(|line| line.trim_start().strip_prefix(name))
-            .map(str::trim)
-            .unwrap_or_default()
-            .to_owned()
-    };
-    let keys: Vec<&Vec<&str>> = objects
-        .iter()
-        .filter(|object| object[0].starts_with("Private Key Object"))
-        .filter(|object| field(object, "label:") == label)
-        .collect();
-    let extractable = keys
-        .iter()
-        .filter(|object| {
-            field(object, "Access:")
-                .split(", ")
-                .any(|flag| flag == "extractable")
-        })
-        .count();
-    (keys.len(), extractable)
-}
-
 /// Reads the public key of `label` on a token as DER, by pkcs11-tool.
 fn public_key_der(demo: &Demo, token_label: &str, label: &str) -> Vec<u8> {
     let out = demo.root.join(format!("{token_label}-{label}.der"));
@@ -529,7 +494,7 @@ fn trusted_wrap_fleet_gains_a_member() {
     assert_eq!(member, "oslo-1");
     let listing = demo.list_objects(new_token, new_pin);
     assert_eq!(
-        private_keys(&listing, "grow-fleet-key"),
+        common::private_keys(&listing, "grow-fleet-key"),
         (1, 0),
         "{listing}"
     );
@@ -542,7 +507,7 @@ fn trusted_wrap_fleet_gains_a_member() {
     let (_, origin_token, origin_pin) = &pins[0];
     let origin_listing = demo.list_objects(origin_token, origin_pin);
     assert_eq!(
-        private_keys(&origin_listing, "grow-fleet-key"),
+        common::private_keys(&origin_listing, "grow-fleet-key"),
         (1, 1),
         "{origin_listing}"
     );

@@ -6,6 +6,8 @@
 //! without running the demo again. SoftHSM reads `SOFTHSM2_CONF` once per process, so
 //! every child process gets the copy's configuration in its environment.
 
+mod common;
+
 use std::path::PathBuf;
 use std::process::{Command as StdCommand, Output};
 
@@ -266,43 +268,6 @@ fn trusted_wrap_deployment(demo: &Folder) -> String {
         .replacen("evidence_dir: evidence", "evidence_dir: evidence-grow", 1);
     assert!(text.contains("growth: trusted-wrap"), "{text}");
     text
-}
-
-/// Counts the private keys labelled `label` in a pkcs11-tool listing, and how many of
-/// them are marked extractable.
-fn private_keys(listing: &str, label: &str) -> (usize, usize) {
-    // Each object starts with an unindented header line; its fields are indented.
-    let mut objects: Vec<Vec<&str>> = Vec::new();
-    for line in listing.lines() {
-        if !line.starts_with(' ') {
-            objects.push(Vec::new());
-        }
-        if let Some(object) = objects.last_mut() {
-            object.push(line);
-        }
-    }
-    let field = |object: &[&str], name: &str| {
-        object
-            .iter()
-            .find_map(|line| line.trim_start().strip_prefix(name))
-            .map(str::trim)
-            .unwrap_or_default()
-            .to_owned()
-    };
-    let keys: Vec<&Vec<&str>> = objects
-        .iter()
-        .filter(|object| object[0].starts_with("Private Key Object"))
-        .filter(|object| field(object, "label:") == label)
-        .collect();
-    let extractable = keys
-        .iter()
-        .filter(|object| {
-            field(object, "Access:")
-                .split(", ")
-                .any(|flag| flag == "extractable")
-        })
-        .count();
-    (keys.len(), extractable)
 }
 
 /// Kills `run` at `point` and checks that the process did stop there.
@@ -628,7 +593,7 @@ fn check_added(folder: &Folder, new_shares: &[String], point: &str) {
         .unwrap_or_else(|| panic!("{point}: no PINs for {NEW_TOKEN}"));
     let listing = folder.list_objects(token, pin).unwrap();
     assert_eq!(
-        private_keys(&listing, GROW_KEY),
+        common::private_keys(&listing, GROW_KEY),
         (1, 0),
         "{point}: {listing}"
     );
@@ -807,6 +772,6 @@ fn add_member_abandons_after_kill_at_every_boundary() {
             .find(|(token, _)| token == "grow-bern-1")
             .unwrap();
         let listing = folder.list_objects("grow-bern-1", source_pin).unwrap();
-        assert_eq!(private_keys(&listing, GROW_KEY), (1, 1), "{point}");
+        assert_eq!(common::private_keys(&listing, GROW_KEY), (1, 1), "{point}");
     }
 }

@@ -385,3 +385,40 @@ impl CeremonyFolder {
         path
     }
 }
+
+/// Counts the private keys labelled `label` in a pkcs11-tool listing, and how many of
+/// them are marked extractable.
+pub fn private_keys(listing: &str, label: &str) -> (usize, usize) {
+    // Each object starts with an unindented header line; its fields are indented.
+    let mut objects: Vec<Vec<&str>> = Vec::new();
+    for line in listing.lines() {
+        if !line.starts_with(' ') {
+            objects.push(Vec::new());
+        }
+        if let Some(object) = objects.last_mut() {
+            object.push(line);
+        }
+    }
+    let field = |object: &[&str], name: &str| {
+        object
+            .iter()
+            .find_map(|line| line.trim_start().strip_prefix(name))
+            .map(str::trim)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let keys: Vec<&Vec<&str>> = objects
+        .iter()
+        .filter(|object| object[0].starts_with("Private Key Object"))
+        .filter(|object| field(object, "label:") == label)
+        .collect();
+    let extractable = keys
+        .iter()
+        .filter(|object| {
+            field(object, "Access:")
+                .split(", ")
+                .any(|flag| flag == "extractable")
+        })
+        .count();
+    (keys.len(), extractable)
+}
