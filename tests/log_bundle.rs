@@ -292,10 +292,59 @@ fn since_catches_fork_and_rollback() {
         assert_eq!(failed(&report), CHECK_LOG_CONSISTENCY, "{}", dir.display());
     }
 
-    // A smaller tree after a larger one.
-    let report = verify(&honest[0], &trust, &since(&honest[2], Some(honest_dir)));
+    // A log copy that shows a smaller tree after a larger one: the honest log with its
+    // checkpoint put back to size 1.
+    let rolled_dir = temp.path().join("rolled");
+    common::copy_dir(&honest_dir, &rolled_dir);
+    std::fs::write(
+        rolled_dir.join("checkpoint"),
+        honest[0].checkpoint.clone().unwrap(),
+    )
+    .unwrap();
+    let report = verify(&honest[0], &trust, &since(&honest[2], Some(rolled_dir)));
     assert_eq!(failed(&report), CHECK_LOG_CONSISTENCY);
-    assert!(report.checks.last().unwrap().detail.starts_with("rollback"));
+    let detail = &report.checks.last().unwrap().detail;
+    assert!(detail.starts_with("rollback: the log copy"), "{detail}");
+
+    // Without a copy of the log an older checkpoint cannot be told from a rollback.
+    let report = verify(&honest[0], &trust, &since(&honest[2], None));
+    assert_eq!(failed(&report), CHECK_LOG_CONSISTENCY);
+    let detail = &report.checks.last().unwrap().detail;
+    assert!(
+        detail.starts_with("rollback or an older bundle"),
+        "{detail}"
+    );
+
+    // A copy older than the bundle cannot prove anything about it.
+    let report = verify(
+        &forked[3],
+        &trust,
+        &since(&forked[1], Some(honest_dir.clone())),
+    );
+    assert_eq!(failed(&report), CHECK_LOG_CONSISTENCY);
+}
+
+#[test]
+fn since_accepts_older_bundle_with_log_copy() {
+    let temp = tempfile::tempdir().unwrap();
+    let parties = Parties::random();
+    let dir = temp.path().join("log");
+    let bundles = logged_bundles(&parties, &dir, 5);
+    let trust = trust(&parties, &[], 0);
+
+    // A reader who saw the log at size 5 checks the bundle logged first.
+    let report = verify(&bundles[0], &trust, &since(&bundles[4], Some(dir.clone())));
+    assert!(report.passed(), "{report}");
+    let detail = &report.checks[report.checks.len() - 2].detail;
+    assert!(detail.starts_with("an older bundle"), "{detail}");
+
+    // An older bundle from a forked log is not a prefix of the tree seen before.
+    let forked_dir = temp.path().join("forked");
+    let forked = forked_log(&parties, &forked_dir, 4);
+    let report = verify(&forked[2], &trust, &since(&bundles[4], Some(dir)));
+    assert_eq!(failed(&report), CHECK_LOG_CONSISTENCY);
+    let detail = &report.checks.last().unwrap().detail;
+    assert!(detail.starts_with("fork"), "{detail}");
 }
 
 #[test]

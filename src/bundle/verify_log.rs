@@ -8,7 +8,7 @@ use super::log_entry::LogEntry;
 use super::log_trust::LogTrust;
 use super::trust::Trust;
 use super::verify::{Outcome, Report, record};
-use crate::log::tile::{DirTileReader, TileHashes};
+use crate::log::tile::{CHECKPOINT_FILE, DirTileReader, TileHashes};
 use crate::log::{
     Checkpoint, Note, leaf_hash, prove_consistency, verify_consistency, verify_cosignature,
     verify_inclusion,
@@ -155,9 +155,13 @@ fn check_witnesses(bundle: &Bundle, log: &LogTrust) -> Outcome<()> {
     Ok(((), detail))
 }
 
-/// Checks that the bundle's checkpoint extends `since`. A bundle checkpoint smaller than
-/// `since` is rejected as a rollback, because a log that shows an older tree after a
-/// newer one may be hiding entries.
+/// Checks that the bundle's checkpoint and `since` are views of one append-only log.
+///
+/// At the same tree size the roots must be equal, else the log forked. Otherwise the
+/// check needs `options.log_dir`, a copy of the log. The copy's signed checkpoint must be
+/// at least as large as both trees, else the copy shows a rolled-back log. Both trees
+/// must be prefixes of the copy's tree, else the log forked. So a bundle older than
+/// `since` passes when the copy proves that its tree is a prefix of the one seen before.
 fn check_consistency(
     since: &[u8],
     checkpoint: &Checkpoint,
@@ -166,12 +170,6 @@ fn check_consistency(
 ) -> Outcome<()> {
     let old = Checkpoint::open(since, &log.origin, &log.verifier)
         .map_err(|error| format!("the earlier checkpoint is not valid for this log: {error}"))?;
-    if old.size > checkpoint.size {
-        return Err(format!(
-            "rollback: the bundle's checkpoint has tree size {}, smaller than the {} seen before",
-            checkpoint.size, old.size
-        ));
-    }
     if old.size == checkpoint.size {
         if old.root != checkpoint.root {
             return Err(format!(
@@ -183,42 +181,85 @@ fn check_consistency(
     }
 
     let Some(dir) = &options.log_dir else {
+        if old.size > checkpoint.size {
+            return Err(format!(
+                "rollback or an older bundle: the bundle's checkpoint has tree size {}, smaller than the {} seen before, and without a copy of the log the two cannot be told apart\nhint: pass --log with a copy of the auditor's log",
+                checkpoint.size, old.size
+            ));
+        }
         return Err(format!(
             "the bundle's tree size {} is larger than the {} seen before, and no log directory was given to prove consistency\nhint: pass --log with a copy of the auditor's log",
             checkpoint.size, old.size
         ));
     };
+
+    let path = dir.join(CHECKPOINT_FILE);
+    let bytes = std::fs::read(&path)
+        .map_err(|error| format!("cannot read the log copy's {}: {error}", path.display()))?;
+    let current = Checkpoint::open(&bytes, &log.origin, &log.verifier).map_err(|error| {
+        format!(
+            "the log copy's checkpoint {} is not valid for this log: {error}",
+            path.display()
+        )
+    })?;
+    if current.size < old.size {
+        return Err(format!(
+            "rollback: the log copy in {} has tree size {}, smaller than the {} seen before",
+            dir.display(),
+            current.size,
+            old.size
+        ));
+    }
+    if current.size < checkpoint.size {
+        return Err(format!(
+            "the log copy in {} has tree size {}, smaller than the bundle's {}\nhint: pass a newer copy of the auditor's log",
+            dir.display(),
+            current.size,
+            checkpoint.size
+        ));
+    }
+
     let reader = DirTileReader::new(dir);
-    let proof = prove_consistency(
-        &TileHashes::new(&reader, checkpoint.size),
-        old.size,
-        checkpoint.size,
-    )
-    .map_err(|error| {
+    let tiles = TileHashes::new(&reader, current.size);
+    for (tree, name) in [(&old, "seen before"), (checkpoint, "in the bundle")] {
+        let fork = |reason: String| {
+            format!(
+                "fork: the tree of size {} {name} is not a prefix of the log copy's tree of size {}: {reason}",
+                tree.size, current.size
+            )
+        };
+        if tree.size == current.size {
+            if tree.root != current.root {
+                return Err(fork("the roots differ".to_owned()));
+            }
+            continue;
+        }
+        let proof = prove_consistency(&tiles, tree.size, current.size).map_err(|error| {
+            format!(
+                "cannot build a consistency proof from {}: {error}",
+                dir.display()
+            )
+        })?;
+        verify_consistency(tree.size, current.size, &proof, &tree.root, &current.root)
+            .map_err(|error| fork(error.to_string()))?;
+    }
+
+    let detail = if old.size < checkpoint.size {
         format!(
-            "cannot build a consistency proof from {}: {error}",
-            dir.display()
+            "tree size {} seen before is a prefix of the bundle's size {} (proved from {}, size {})",
+            old.size,
+            checkpoint.size,
+            dir.display(),
+            current.size
         )
-    })?;
-    verify_consistency(
-        old.size,
-        checkpoint.size,
-        &proof,
-        &old.root,
-        &checkpoint.root,
-    )
-    .map_err(|error| {
+    } else {
         format!(
-            "fork: the tree of size {} seen before is not a prefix of the bundle's tree of size {}: {error}",
-            old.size, checkpoint.size
+            "an older bundle: its tree size {} is a prefix of the size {} seen before (proved from {}, size {})",
+            checkpoint.size,
+            old.size,
+            dir.display(),
+            current.size
         )
-    })?;
-    let detail = format!(
-        "tree size {} seen before is a prefix of size {} ({} proof hashes from {})",
-        old.size,
-        checkpoint.size,
-        proof.len(),
-        dir.display()
-    );
+    };
     Ok(((), detail))
 }

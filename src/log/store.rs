@@ -24,8 +24,7 @@ use super::tile::{
     tile_path,
 };
 
-/// File name of the checkpoint, in the log directory.
-pub const CHECKPOINT_FILE: &str = "checkpoint";
+pub use super::tile::CHECKPOINT_FILE;
 
 /// File name of the lock held by the appender. The leading dot keeps it out of most
 /// static file listings.

@@ -5,6 +5,9 @@ use std::path::PathBuf;
 use super::hash::{HASH_LEN, Hash, leaf_hash, root_from_leaf_hashes};
 use super::proof::{ProofError, SubtreeHashes};
 
+/// File name of the checkpoint, in the log directory.
+pub const CHECKPOINT_FILE: &str = "checkpoint";
+
 /// Hashes in a full tile, and entries in a full entry bundle.
 pub const TILE_WIDTH: u64 = 256;
 
