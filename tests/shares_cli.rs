@@ -578,3 +578,63 @@ fn reshare_never_overwrites_shares() {
         b"an earlier share\n"
     );
 }
+
+/// Re-encrypts a demo share with the age CLI to `recipients` and writes it to `name` in
+/// the test's folder. The plaintext passes through a pipe only.
+fn reencrypt(demo: &Demo, custodian: &str, recipients: &[String], name: &str) -> PathBuf {
+    let (share, identity) = demo.old_share(custodian);
+    let out = demo.work().join(name);
+    let mut encrypt = StdCommand::new(AGE);
+    encrypt.arg("-a").arg("-o").arg(&out);
+    for recipient in recipients {
+        encrypt.arg("-r").arg(recipient);
+    }
+    let mut decrypt = StdCommand::new(AGE)
+        .arg("-d")
+        .arg("-i")
+        .arg(&identity)
+        .arg(&share)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status = encrypt
+        .stdin(decrypt.stdout.take().unwrap())
+        .status()
+        .unwrap();
+    assert!(decrypt.wait().unwrap().success());
+    assert!(status.success());
+    out
+}
+
+#[test]
+fn share_with_two_recipients_rejected() {
+    let demo = Demo::run();
+    let (_, alice_identity) = demo.old_share("alice");
+    let (_, bob_identity) = demo.old_share("bob");
+    let alice = age_public(&alice_identity);
+    let bob = age_public(&bob_identity);
+
+    // The same share re-encrypted by the stock age CLI to alice alone still verifies.
+    let single = reencrypt(&demo, "alice", std::slice::from_ref(&alice), "single.age");
+    let mut verify = demo.cli();
+    verify.args(["shares", "verify"]).arg(&single);
+    verify.arg("--identity").arg(&alice_identity);
+    verify.assert().success();
+
+    let shared = reencrypt(&demo, "alice", &[alice, bob], "two.age");
+    let mut verify = demo.cli();
+    verify.args(["shares", "verify"]).arg(&shared);
+    verify.arg("--identity").arg(&alice_identity);
+    let stderr = stderr_of(&verify.assert().failure());
+    assert!(stderr.contains("encrypted to 2 recipients"), "{stderr}");
+    assert!(stderr.contains("two.age"), "{stderr}");
+
+    let mut combine = demo.cli();
+    combine.args(["shares", "combine"]);
+    with_shares(
+        &mut combine,
+        &[(shared, alice_identity), demo.old_share("bob")],
+    );
+    let stderr = stderr_of(&combine.assert().failure());
+    assert!(stderr.contains("encrypted to 2 recipients"), "{stderr}");
+}

@@ -185,6 +185,18 @@ fn open_share(input: &ShareInput) -> Result<OpenedShare, ShareError> {
         identity: input.identity.clone(),
         reason,
     })?;
+    let invalid = |reason: String| ShareError::InvalidShareFile {
+        path: input.path.clone(),
+        reason,
+    };
+    let recipients = recipient_count(&ciphertext).map_err(invalid)?;
+    if recipients != 1 {
+        return Err(invalid(format!(
+            "it is encrypted to {recipients} recipients, but a share must be readable by its \
+             custodian alone\nhint: use the share file as the ceremony wrote it; a custodian \
+             who received this copy should assume the other recipients can read the share"
+        )));
+    }
     let record = ShareRecord::from_json(&plaintext).map_err(|error| match error {
         ShareError::InvalidRecord { reason } => ShareError::InvalidShareFile {
             path: input.path.clone(),
@@ -216,6 +228,43 @@ fn decrypt(
         .read_to_end(&mut plaintext)
         .map_err(|error| format!("the ciphertext is corrupted ({error})"))?;
     Ok(plaintext)
+}
+
+/// Largest age header read when counting recipients. A share's header is a few hundred
+/// bytes.
+const MAX_HEADER_BYTES: u64 = 64 * 1024;
+
+/// Counts the recipient stanzas in the header of armored or binary age ciphertext. Grease
+/// stanzas, whose type ends in `-grease` and which age writers add to keep readers
+/// tolerant of unknown types, are not recipients.
+fn recipient_count(ciphertext: &[u8]) -> Result<usize, String> {
+    let mut header = Vec::new();
+    ArmoredReader::new(ciphertext)
+        .take(MAX_HEADER_BYTES)
+        .read_to_end(&mut header)
+        .map_err(|error| format!("not an age file ({error})"))?;
+    let mut lines = header.split(|byte| *byte == b'\n');
+    if lines.next() != Some(b"age-encryption.org/v1".as_slice()) {
+        return Err("its age header does not start with the version line".to_owned());
+    }
+    let mut count = 0;
+    for line in lines {
+        if line.starts_with(b"---") {
+            return Ok(count);
+        }
+        if let Some(stanza) = line.strip_prefix(b"-> ") {
+            let kind = stanza
+                .split(|byte| *byte == b' ')
+                .next()
+                .unwrap_or_default();
+            if !kind.ends_with(b"-grease") {
+                count += 1;
+            }
+        }
+    }
+    Err(format!(
+        "its age header is longer than {MAX_HEADER_BYTES} bytes or has no end line"
+    ))
 }
 
 /// Rejects a file given twice under the same path, another spelling or a hard link.
