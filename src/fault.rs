@@ -6,13 +6,23 @@
 //! after the member unwrapped the key and before the copy is checked and recorded). The
 //! quorum actions stop at `record-<n>` too, at `after-share-file-<custodian>` (one share
 //! file of a split written, the next not yet) and at `after-destroy-<token label>`
-//! (retire: the objects destroyed, not yet recorded). Unset, every point is a no-op.
+//! (retire: the objects destroyed, not yet recorded). Unset, every point is a no-op, and
+//! release builds contain no kill points at all.
 
 /// Environment variable naming the point at which to kill the process.
 pub const KILL_POINT_VAR: &str = "FLEET_CEREMONY_TEST_KILL_POINT";
 
-/// Kills this process with SIGKILL if `point` is the configured kill point.
+/// Kills this process with SIGKILL if `point` is the configured kill point. Release
+/// builds leave the test hook out, so the variable has no effect on them.
 pub fn kill_point(point: &str) {
+    #[cfg(debug_assertions)]
+    kill_if_wanted(point);
+    #[cfg(not(debug_assertions))]
+    let _ = point;
+}
+
+#[cfg(debug_assertions)]
+fn kill_if_wanted(point: &str) {
     let Ok(wanted) = std::env::var(KILL_POINT_VAR) else {
         return;
     };
