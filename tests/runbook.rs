@@ -6,7 +6,6 @@
 #![cfg(feature = "ceremony")]
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
 use ed25519_dalek::pkcs8::EncodePublicKey;
 use fleet_ceremony::runbook::{
@@ -218,7 +217,7 @@ fn file_over_limit_is_rejected_before_parsing() {
 }
 
 #[test]
-fn alias_bomb_is_rejected_quickly() {
+fn alias_bomb_is_rejected() {
     // Nine levels of ten aliases each would expand to 10^10 scalars. No runbook field accepts
     // nested sequences, so parsing stops before any alias expands. The alias limits
     // themselves are tested on an untyped target in the runbook module's unit tests.
@@ -232,13 +231,7 @@ fn alias_bomb_is_rejected_quickly() {
     }
     text.push_str("fleet: *l9\n");
 
-    let started = Instant::now();
     let error = runbook::parse(&text, Path::new("bomb.yaml")).unwrap_err();
-    assert!(
-        started.elapsed() < Duration::from_secs(2),
-        "took {:?}",
-        started.elapsed()
-    );
     assert!(matches!(error, RunbookError::Yaml { .. }), "{error}");
 }
 

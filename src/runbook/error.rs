@@ -170,10 +170,18 @@ impl std::error::Error for RunbookError {
 }
 
 /// Translates a serde-saphyr error into a [`RunbookError::Yaml`] with our wording.
-pub(super) fn from_yaml(path: &Path, error: &serde_saphyr::Error) -> RunbookError {
+pub(super) fn from_yaml(path: &Path, text: &str, error: &serde_saphyr::Error) -> RunbookError {
     let inner = innermost(error);
     let location = error.location().filter(|location| location.line() > 0);
-    let (message, hint) = describe(inner);
+    let (mut message, hint) = describe(inner);
+    // Value errors name the expected type only, so the key of the line is added.
+    let value_error = ["invalid ", "unquoted value", "value is null"]
+        .iter()
+        .any(|prefix| message.starts_with(prefix));
+    let key = location.and_then(|location| key_on_line(text, location.line()));
+    if let Some(key) = key.filter(|_| value_error) {
+        message = format!("{message} (key {key:?})");
+    }
     RunbookError::Yaml {
         path: path.to_path_buf(),
         line: location.map(|location| saturate(location.line())),
@@ -181,6 +189,21 @@ pub(super) fn from_yaml(path: &Path, error: &serde_saphyr::Error) -> RunbookErro
         message,
         hint,
     }
+}
+
+/// Returns the mapping key written on line `line` (1-based) of `text`, such as `epoch` in
+/// `  epoch: "one"` or `name` in `  - name: x`.
+fn key_on_line(text: &str, line: u64) -> Option<&str> {
+    let index = usize::try_from(line.checked_sub(1)?).ok()?;
+    let content = text.lines().nth(index)?.trim_start();
+    let content = content.strip_prefix("- ").unwrap_or(content).trim_start();
+    let (key, _) = content.split_once(':')?;
+    let key = key.trim_end();
+    let plain = !key.is_empty()
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    plain.then_some(key)
 }
 
 /// Narrows a parser position to `u32`; a runbook of at most 1 MiB never reaches the limit.

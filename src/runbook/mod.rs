@@ -448,7 +448,7 @@ pub fn load_any(path: &Path) -> Result<AnyRunbook, RunbookError> {
     let bytes = read_limited(path)?;
     let text = checked_text(&bytes, path)?;
     let kind: quorum::RawKind = serde_saphyr::from_str_with_options(text, validate::yaml_options())
-        .map_err(|error| error::from_yaml(path, &error))?;
+        .map_err(|error| error::from_yaml(path, text, &error))?;
     let checker = validate::Checker {
         path,
         base_dir: &base_dir_of(path),
@@ -468,7 +468,7 @@ pub fn load_any(path: &Path) -> Result<AnyRunbook, RunbookError> {
 
 fn parse_raw<T: serde::de::DeserializeOwned>(text: &str, path: &Path) -> Result<T, RunbookError> {
     serde_saphyr::from_str_with_options(text, validate::yaml_options())
-        .map_err(|error| error::from_yaml(path, &error))
+        .map_err(|error| error::from_yaml(path, text, &error))
 }
 
 fn checked_text<'a>(bytes: &'a [u8], path: &Path) -> Result<&'a str, RunbookError> {
@@ -503,7 +503,7 @@ fn parse_bytes(bytes: &[u8], path: &Path) -> Result<Runbook, RunbookError> {
     validate::reject_tabs(text, path)?;
 
     let raw: raw::RawRunbook = serde_saphyr::from_str_with_options(text, validate::yaml_options())
-        .map_err(|error| error::from_yaml(path, &error))?;
+        .map_err(|error| error::from_yaml(path, text, &error))?;
     let base_dir = match path.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
         _ => PathBuf::from("."),

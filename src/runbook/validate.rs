@@ -643,11 +643,11 @@ mod tests {
     #[test]
     fn yaml_options_stop_alias_bomb() {
         // An untyped target accepts any shape, so only the limits can stop the expansion.
-        let started = std::time::Instant::now();
+        let bomb = alias_bomb();
         let result: Result<serde_json::Value, _> =
-            serde_saphyr::from_str_with_options(&alias_bomb(), yaml_options());
-        assert!(started.elapsed() < std::time::Duration::from_secs(2));
-        let error = super::super::error::from_yaml(Path::new("bomb.yaml"), &result.unwrap_err());
+            serde_saphyr::from_str_with_options(&bomb, yaml_options());
+        let error =
+            super::super::error::from_yaml(Path::new("bomb.yaml"), &bomb, &result.unwrap_err());
         assert!(
             error
                 .to_string()
