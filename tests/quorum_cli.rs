@@ -583,3 +583,33 @@ fn trusted_wrap_check_catches_wrong_so_pin() {
     assert!(!demo.token_labels().contains("grow-oslo-1"));
     assert!(!demo.root.join("shares-grow-oslo").exists());
 }
+
+#[test]
+fn trusted_wrap_copy_source_hint_names_origin() {
+    let demo = Demo::run();
+    let deployment = growing_deployment(&demo, "trusted-wrap");
+    let mut run = demo.cli();
+    run.arg("run").arg(&deployment).arg("--yes");
+    run.assert().code(4);
+
+    // basel-1 received a non-extractable copy; only the origin bern-1 can be wrapped.
+    let runbook = demo.write(
+        "grow-add.yaml",
+        &growing_add_member_runbook().replace("source: bern-1\n", "source: basel-1\n"),
+    );
+    let mut check = demo.cli();
+    check.arg("check").arg(&runbook);
+    with_shares(
+        &mut check,
+        &[share("shares-grow", "alice"), share("shares-grow", "bob")],
+    );
+    let output = check.assert().failure().get_output().stderr.clone();
+    let stderr = String::from_utf8_lossy(&output);
+    assert!(stderr.contains("CKA_EXTRACTABLE false"), "{stderr}");
+    assert!(
+        stderr.contains("only the origin of a fleet deployed with `growth: trusted-wrap`"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("name the origin as source"), "{stderr}");
+    assert!(!demo.token_labels().contains("grow-oslo-1"));
+}
