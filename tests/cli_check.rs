@@ -116,6 +116,27 @@ fn check_rejects_fixtures() {
 }
 
 #[test]
+fn check_prints_growth_policy() {
+    let folder = CeremonyFolder::new(|text| {
+        replace_once(
+            &text,
+            "  label: demo-fleet-key\n",
+            "  label: demo-fleet-key\n  growth: trusted-wrap\n",
+        )
+    });
+
+    let output = folder.run(&["check", "runbook.yaml"]);
+
+    assert!(output.status.success(), "{}", stderr_text(&output));
+    let stdout = stdout_text(&output);
+    assert!(
+        stdout.contains("Fleet key: ecdsa-p256, label \"demo-fleet-key\"\n  growth: trusted-wrap, the origin's copy stays extractable"),
+        "{stdout}"
+    );
+    assert!(folder.token_files().is_empty());
+}
+
+#[test]
 fn check_passes_fresh_tokens() {
     let folder = CeremonyFolder::new(|text| text);
 

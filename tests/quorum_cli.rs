@@ -583,3 +583,234 @@ fn trusted_wrap_check_catches_wrong_so_pin() {
     assert!(!demo.token_labels().contains("grow-oslo-1"));
     assert!(!demo.root.join("shares-grow-oslo").exists());
 }
+
+/// Returns a retire runbook for the two original members of the trusted-wrap fleet.
+fn growing_retire_runbook() -> String {
+    let mut members = String::from("members:\n");
+    for (name, label) in GROWING_MEMBERS {
+        members.push_str(&format!(
+            "  - name: {name}\n    site: Bern, CH\n    token:\n      label: {label}\n    initialise: false\n"
+        ));
+    }
+    format!(
+        "version: 1\nfleet:\n  id: grow-fleet\n  namespace: backup.example.com/fleets\n  epoch: 1\nkind: retire\nfleet_key:\n  label: grow-fleet-key\n{members}custodians:\n  threshold: 2\noutputs:\n  work_dir: ceremony/grow-retire\n  evidence_dir: evidence-grow-retirement\n"
+    )
+}
+
+/// Deploys the trusted-wrap fleet and adds oslo-1 to it; returns the fleet key document.
+fn grown_fleet(demo: &Demo) -> serde_json::Value {
+    let deployment = growing_deployment(demo, "trusted-wrap");
+    let mut run = demo.cli();
+    run.arg("run").arg(&deployment).arg("--yes");
+    run.assert().code(4);
+    let runbook = demo.write("grow-add.yaml", &growing_add_member_runbook());
+    let mut add = demo.cli();
+    add.arg("run").arg(&runbook).arg("--yes");
+    with_shares(
+        &mut add,
+        &[share("shares-grow", "alice"), share("shares-grow", "bob")],
+    );
+    add.assert().success();
+    serde_json::from_slice(
+        &std::fs::read(demo.root.join("ceremony/grow-fleet/fleet-key.json")).unwrap(),
+    )
+    .unwrap()
+}
+
+#[test]
+fn retire_rejects_shares_of_unlisted_member() {
+    let demo = Demo::run();
+    let document = grown_fleet(&demo);
+    let runbook = demo.write("grow-retire.yaml", &growing_retire_runbook());
+    let new_shares = vec![
+        share("shares-grow-oslo", "alice"),
+        share("shares-grow-oslo", "carol"),
+    ];
+
+    // The newest share set holds oslo-1's PINs, so a runbook without oslo-1 is rejected.
+    for command in ["check", "run"] {
+        let mut attempt = demo.cli();
+        attempt.arg(command).arg(&runbook);
+        if command == "run" {
+            attempt.arg("--yes");
+        }
+        with_shares(&mut attempt, &new_shares);
+        let output = attempt.assert().failure().get_output().stderr.clone();
+        let stderr = String::from_utf8_lossy(&output);
+        assert!(stderr.contains("member(s) oslo-1"), "{command}: {stderr}");
+        assert!(stderr.contains("does not list"), "{command}: {stderr}");
+        assert!(
+            stderr.contains("nothing was changed"),
+            "{command}: {stderr}"
+        );
+    }
+    assert!(!demo.root.join("ceremony/grow-retire").exists());
+    assert!(!demo.root.join("evidence-grow-retirement").exists());
+    let pins = demo.user_pins(&new_shares);
+    assert_eq!(pins.len(), 3);
+    for (member, token, pin) in &pins {
+        let listing = demo.list_objects(token, pin);
+        assert_eq!(
+            listing.matches("grow-fleet-key").count(),
+            2,
+            "{member} lost its key:\n{listing}"
+        );
+    }
+
+    // The deployment's shares do not know oslo-1: the retirement runs, and its evidence
+    // says that it covers the listed members only.
+    let deployed_shares = vec![share("shares-grow", "alice"), share("shares-grow", "bob")];
+    let mut run = demo.cli();
+    run.arg("run").arg(&runbook).arg("--yes");
+    with_shares(&mut run, &deployed_shares);
+    let output = run.assert().success().get_output().stderr.clone();
+    let stderr = String::from_utf8_lossy(&output);
+    assert!(stderr.contains("listed members only"), "{stderr}");
+
+    let evidence = demo.root.join("evidence-grow-retirement");
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(evidence.join("retirement.json")).unwrap()).unwrap();
+    let fingerprint = document["keys"][0]["fingerprint"].as_str().unwrap();
+    assert_eq!(fingerprint.len(), 64);
+    assert_eq!(record["key_fingerprint"], fingerprint);
+    assert_eq!(
+        hex::encode(Sha256::digest(public_key_der(
+            &demo,
+            "grow-oslo-1",
+            "grow-fleet-key"
+        ))),
+        fingerprint
+    );
+    assert_eq!(record["scope"], "listed-members-only");
+    assert!(
+        record["scope_note"]
+            .as_str()
+            .unwrap()
+            .contains("add-member"),
+        "{record}"
+    );
+    assert_eq!(record["members"].as_array().unwrap().len(), 2);
+    assert_eq!(record["members"][0]["count_not_recorded"], false);
+    let markdown = std::fs::read_to_string(evidence.join("retirement.md")).unwrap();
+    assert!(markdown.contains(fingerprint), "{markdown}");
+    assert!(
+        markdown.contains("covers exactly the members listed"),
+        "{markdown}"
+    );
+    assert!(markdown.contains("add-member"), "{markdown}");
+
+    let transcript =
+        std::fs::read_to_string(demo.root.join("ceremony/grow-retire/transcript.jsonl")).unwrap();
+    let started: serde_json::Value =
+        serde_json::from_str(transcript.lines().next().unwrap()).unwrap();
+    assert_eq!(started["details"]["key_fingerprint"], fingerprint);
+
+    // oslo-1 still holds the fleet key, which is what the scope note warns about.
+    let (_, oslo_token, oslo_pin) = &pins[2];
+    let listing = demo.list_objects(oslo_token, oslo_pin);
+    assert_eq!(listing.matches("grow-fleet-key").count(), 2, "{listing}");
+}
+
+#[test]
+fn trusted_wrap_copy_source_hint_names_origin() {
+    let demo = Demo::run();
+    let deployment = growing_deployment(&demo, "trusted-wrap");
+    let mut run = demo.cli();
+    run.arg("run").arg(&deployment).arg("--yes");
+    run.assert().code(4);
+
+    // basel-1 received a non-extractable copy; only the origin bern-1 can be wrapped.
+    let runbook = demo.write(
+        "grow-add.yaml",
+        &growing_add_member_runbook().replace("source: bern-1\n", "source: basel-1\n"),
+    );
+    let mut check = demo.cli();
+    check.arg("check").arg(&runbook);
+    with_shares(
+        &mut check,
+        &[share("shares-grow", "alice"), share("shares-grow", "bob")],
+    );
+    let output = check.assert().failure().get_output().stderr.clone();
+    let stderr = String::from_utf8_lossy(&output);
+    assert!(stderr.contains("CKA_EXTRACTABLE false"), "{stderr}");
+    assert!(
+        stderr.contains("only the origin of a fleet deployed with `growth: trusted-wrap`"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("name the origin as source"), "{stderr}");
+    assert!(!demo.token_labels().contains("grow-oslo-1"));
+}
+
+#[test]
+fn rotate_lists_members_of_new_set() {
+    let demo = Demo::run();
+    grown_fleet(&demo);
+    let runbook = demo.write(
+        "grow-rotate.yaml",
+        &format!(
+            "version: 1\nfleet:\n  id: grow-fleet\n  namespace: backup.example.com/fleets\n  epoch: 1\nkind: rotate-custodians\n{}outputs:\n  work_dir: ceremony/grow-rotate\n  shares_dir: shares-grow-rotated\n",
+            custodians_yaml(2)
+        ),
+    );
+
+    let output = demo.cli().arg("check").arg(&runbook).assert().success();
+    let stdout = String::from_utf8_lossy(&output.get_output().stdout).into_owned();
+    assert!(stdout.contains("give the newest set"), "{stdout}");
+    assert!(stdout.contains("members covered: not known"), "{stdout}");
+
+    // The deployment's shares are older than the add-member action: the check and the
+    // run show that the new set would lack oslo-1.
+    let deployed_shares = vec![share("shares-grow", "alice"), share("shares-grow", "bob")];
+    let mut check = demo.cli();
+    check.arg("check").arg(&runbook);
+    with_shares(&mut check, &deployed_shares);
+    let output = check.assert().success();
+    let stdout = String::from_utf8_lossy(&output.get_output().stdout).into_owned();
+    assert!(
+        stdout.contains("  bern-1 (token grow-bern-1)\n"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("  basel-1 (token grow-basel-1)\n"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("oslo-1"), "{stdout}");
+
+    // The newest set covers oslo-1, and the run's summary says so.
+    let new_shares = vec![
+        share("shares-grow-oslo", "alice"),
+        share("shares-grow-oslo", "carol"),
+    ];
+    let mut run = demo.cli();
+    run.arg("run").arg(&runbook).arg("--yes");
+    with_shares(&mut run, &new_shares);
+    let output = run.assert().success();
+    let stderr = String::from_utf8_lossy(&output.get_output().stderr).into_owned();
+    assert!(
+        stderr.contains("  oslo-1 (token grow-oslo-1)\n"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("the new set holds the PINs of 3 member(s): bern-1, basel-1, oslo-1"),
+        "{stderr}"
+    );
+
+    let rotated_shares = vec![
+        share("shares-grow-rotated", "bob"),
+        share("shares-grow-rotated", "carol"),
+    ];
+    let pins = demo.user_pins(&rotated_shares);
+    let members: Vec<&str> = pins.iter().map(|(member, _, _)| member.as_str()).collect();
+    assert_eq!(members, ["bern-1", "basel-1", "oslo-1"]);
+    let transcript =
+        std::fs::read_to_string(demo.root.join("ceremony/grow-rotate/transcript.jsonl")).unwrap();
+    let split: serde_json::Value = transcript
+        .lines()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
+        .find(|record| record["action"] == "credentials split")
+        .unwrap();
+    assert_eq!(
+        split["details"]["members"],
+        serde_json::json!(["bern-1", "basel-1", "oslo-1"])
+    );
+}

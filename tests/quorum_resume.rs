@@ -319,6 +319,46 @@ fn check_retired(folder: &Folder, pins: &[(String, String)], point: &str) {
     assert!(evidence.join("retirement.md").exists(), "{point}");
 }
 
+/// Checks the evidence of a resumed retirement: the fleet key fingerprint, and the count
+/// of destroyed objects marked as not recorded exactly on the member whose destruction
+/// the kill at `point` left unrecorded.
+fn check_retirement_counts(folder: &Folder, point: &str, fingerprint: &str) {
+    let evidence = folder.root.join("evidence/retirement");
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(evidence.join("retirement.json")).unwrap()).unwrap();
+    assert_eq!(record["key_fingerprint"], fingerprint, "{point}");
+    assert_eq!(record["scope"], "listed-members-only", "{point}");
+    let markdown = std::fs::read_to_string(evidence.join("retirement.md")).unwrap();
+    assert!(markdown.contains(fingerprint), "{point}: {markdown}");
+
+    let interrupted = DEMO_MEMBERS
+        .iter()
+        .position(|(_, token)| point == format!("after-destroy-{token}"));
+    for (index, member) in record["members"].as_array().unwrap().iter().enumerate() {
+        if Some(index) == interrupted {
+            assert_eq!(member["count_not_recorded"], true, "{point}: {member}");
+            assert_eq!(member["objects_destroyed"], 0, "{point}: {member}");
+            assert!(
+                member["count_note"]
+                    .as_str()
+                    .unwrap()
+                    .contains("interrupted after destroying"),
+                "{point}: {member}"
+            );
+        } else {
+            assert_eq!(member["count_not_recorded"], false, "{point}: {member}");
+            assert_eq!(member["objects_destroyed"], 2, "{point}: {member}");
+            assert!(member.get("count_note").is_none(), "{point}: {member}");
+        }
+    }
+    if interrupted.is_some() {
+        assert!(
+            markdown.contains("the count before the interruption was not recorded"),
+            "{point}: {markdown}"
+        );
+    }
+}
+
 #[test]
 fn retire_resumes_after_kill_at_every_boundary() {
     let base = Folder::demo();
@@ -327,6 +367,16 @@ fn retire_resumes_after_kill_at_every_boundary() {
     let pins = base.user_pins(&quorum);
     let run = args(&["run", "retire.yaml", "--yes"], &quorum);
     let resume = args(&["run", "retire.yaml", "--resume", "--yes"], &quorum);
+
+    let document: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(base.root.join("ceremony/demo-fleet/fleet-key.json")).unwrap(),
+    )
+    .unwrap();
+    let fingerprint = document["keys"][0]["fingerprint"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(fingerprint.len(), 64);
 
     let mut points: Vec<String> = (1..=8).map(|seq| format!("record-{seq}")).collect();
     for (_, token) in DEMO_MEMBERS {
@@ -357,6 +407,7 @@ fn retire_resumes_after_kill_at_every_boundary() {
         check_retired(&folder, &pins, point);
         let transcript = folder.transcript("ceremony/retire");
         assert_eq!(count(&transcript, "quorum action resumed"), 1, "{point}");
+        check_retirement_counts(&folder, point, &fingerprint);
 
         let again = folder.run(&resume, None);
         assert!(stderr(&again).contains("is finished"), "{point}");

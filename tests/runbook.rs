@@ -139,6 +139,29 @@ fn plan_lists_members_custodians_and_outputs() {
 }
 
 #[test]
+fn plan_shows_growth_policy() {
+    let locked = runbook::load(Path::new("tests/data/runbooks/pass_full.yaml"))
+        .unwrap()
+        .plan();
+    assert!(
+        locked.contains("  growth: locked, every copy ends non-extractable"),
+        "{locked}"
+    );
+    assert!(!locked.contains("trusted-wrap"), "{locked}");
+
+    let trusted = runbook::load(Path::new(
+        "tests/data/runbooks/pass_growth_trusted_wrap.yaml",
+    ))
+    .unwrap()
+    .plan();
+    assert!(
+        trusted.contains("  growth: trusted-wrap, the origin's copy stays extractable"),
+        "{trusted}"
+    );
+    assert!(trusted.contains("CKA_TRUSTED"), "{trusted}");
+}
+
+#[test]
 fn inline_key_and_key_file_signer() {
     let path = Path::new("tests/data/runbooks/pass_inline_key_and_key_file.yaml");
     let book = runbook::load(path).unwrap();

@@ -23,8 +23,11 @@ pub fn check(runbook: &QuorumRunbook, quorum_args: &QuorumArgs) -> anyhow::Resul
             quorum::check_add_member(runbook, add, recovered.as_ref())
         }
         QuorumAction::RotateCustodians(rotate) => {
-            if quorum_args.inputs()?.is_some() {
-                bail!("the rotate-custodians check takes no shares; they are combined by `run`");
+            match quorum_args.recover_with_context()? {
+                Some(recovered) => print!("{}", covered_members(&members_of(&recovered))),
+                None => println!(
+                    "members covered: not known without shares; give --share and --identity to list the members whose PINs the new set will hold"
+                ),
             }
             quorum::check_rotate(runbook, rotate)
         }
@@ -70,11 +73,7 @@ pub fn run(
             )?;
             confirm(runbook, "destroys the fleet key on every member above", yes)?;
             let retired = quorum::retire(runbook, retire, &recovered)?;
-            for (member, objects) in &retired.destroyed {
-                eprintln!("member {member}: {objects} fleet key object(s) destroyed, none left");
-            }
-            eprintln!("transcript SHA-256: {}", retired.transcript_sha256);
-            println!("{}", retired.evidence_dir.display());
+            report_retired(&retired);
         }
         QuorumAction::AddMember(add) => {
             let recovered = crate::shares::combine(&inputs)?;
@@ -98,22 +97,90 @@ pub fn run(
         }
         QuorumAction::RotateCustodians(rotate) => {
             report(runbook, &quorum::check_rotate(runbook, rotate))?;
+            let recovered = crate::shares::combine(&inputs)?;
+            eprint!("{}", covered_members(&members_of(&recovered)));
             confirm(
                 runbook,
                 "writes a new share set for the custodians above",
                 yes,
             )?;
             let rotated = quorum::rotate(runbook, rotate, &inputs)?;
-            eprintln!(
-                "credential set {} reshared as {}; the old shares still recover the same PINs until destroyed",
-                rotated.previous_credential_set, rotated.credential_set
-            );
+            report_rotated(&rotated);
             for path in &rotated.files {
                 println!("{}", path.display());
             }
         }
     }
     Ok(super::EXIT_OK)
+}
+
+/// Prints what a retirement destroyed, the fleet key it covered and its scope, then the
+/// evidence folder on stdout.
+pub(super) fn report_retired(retired: &quorum::Retired) {
+    for destroyed in &retired.destroyed {
+        let note = if destroyed.count_not_recorded {
+            " by the resumed run (the interrupted run destroyed objects here without recording how many)"
+        } else {
+            ""
+        };
+        eprintln!(
+            "member {}: {} fleet key object(s) destroyed{note}, none left",
+            destroyed.member, destroyed.objects
+        );
+    }
+    match &retired.key_fingerprint {
+        Some(fingerprint) => eprintln!("fleet key fingerprint: {fingerprint}"),
+        None => eprintln!("fleet key fingerprint: not recorded"),
+    }
+    if !retired.unlisted_members.is_empty() {
+        eprintln!(
+            "warning: the shares also hold PINs of {}, which this retirement does not list; as far as the shares record, they still hold the fleet key",
+            retired.unlisted_members.join(", ")
+        );
+    }
+    eprintln!(
+        "the retirement covers the listed members only; a member added later with a newer share set (add-member) still holds the fleet key unless listed"
+    );
+    eprintln!("transcript SHA-256: {}", retired.transcript_sha256);
+    println!("{}", retired.evidence_dir.display());
+}
+
+/// Returns (member, token label) of each member whose PINs `recovered` holds.
+fn members_of(recovered: &crate::shares::Recovered) -> Vec<(String, String)> {
+    recovered
+        .credentials
+        .members
+        .iter()
+        .map(|entry| (entry.member.clone(), entry.token_label.clone()))
+        .collect()
+}
+
+/// Returns the lines that list the members whose PINs a new share set will hold.
+fn covered_members(members: &[(String, String)]) -> String {
+    let mut text =
+        String::from("the new set will hold the PINs of these members, and of no others:\n");
+    for (member, token) in members {
+        text.push_str(&format!("  {member} (token {token})\n"));
+    }
+    text
+}
+
+/// Prints what a rotation wrote and which members the new set covers.
+pub(super) fn report_rotated(rotated: &quorum::Rotated) {
+    eprintln!(
+        "credential set {} reshared as {}; the old shares still recover the same PINs until destroyed",
+        rotated.previous_credential_set, rotated.credential_set
+    );
+    let names: Vec<&str> = rotated
+        .members
+        .iter()
+        .map(|(member, _)| member.as_str())
+        .collect();
+    eprintln!(
+        "the new set holds the PINs of {} member(s): {}",
+        names.len(),
+        names.join(", ")
+    );
 }
 
 fn note_private_keys(with_shares: bool) {
@@ -158,6 +225,9 @@ fn plan(runbook: &QuorumRunbook) -> String {
                     member.name, member.site, member.token
                 ));
             }
+            text.push_str(
+                "only these members lose the key; list every member, those added by add-member too\n",
+            );
             text.push_str(&format!(
                 "shares needed: {}\nevidence: {}\n",
                 retire.threshold,
@@ -194,6 +264,9 @@ fn plan(runbook: &QuorumRunbook) -> String {
                 names.join(", "),
                 rotate.shares_dir.display()
             ));
+            text.push_str(
+                "the new set holds the PINs of exactly the members in the shares given; give the newest set, because a set older than an add-member action lacks the member it added\n",
+            );
         }
     }
     text.push_str(&format!("transcript: {}\n", runbook.transcript().display()));

@@ -23,13 +23,7 @@ pub fn resume(runbook: &QuorumRunbook, quorum_args: &QuorumArgs, yes: bool) -> a
             let recovered = crate::shares::combine(&inputs)?;
             confirm("finishes destroying the fleet key on the members above")?;
             let retired = quorum::resume_retire(runbook, retire, &recovered)?;
-            for (member, objects) in &retired.destroyed {
-                eprintln!(
-                    "member {member}: {objects} fleet key object(s) destroyed as recorded, none left"
-                );
-            }
-            eprintln!("transcript SHA-256: {}", retired.transcript_sha256);
-            println!("{}", retired.evidence_dir.display());
+            super::action::report_retired(&retired);
         }
         QuorumAction::AddMember(add) => {
             let recovered = crate::shares::combine(&inputs)?;
@@ -48,10 +42,7 @@ pub fn resume(runbook: &QuorumRunbook, quorum_args: &QuorumArgs, yes: bool) -> a
         QuorumAction::RotateCustodians(rotate) => {
             confirm("finishes writing the new share set for the custodians above")?;
             let rotated = quorum::resume_rotate(runbook, rotate, &inputs)?;
-            eprintln!(
-                "credential set {} reshared as {}; the old shares still recover the same PINs until destroyed",
-                rotated.previous_credential_set, rotated.credential_set
-            );
+            super::action::report_rotated(&rotated);
             for path in &rotated.files {
                 println!("{}", path.display());
             }

@@ -13,7 +13,8 @@ pub struct Args {
     /// Runbook file (YAML).
     pub runbook: PathBuf,
     /// For retire and add-member runbooks: shares that let the check log in and inspect
-    /// the private keys. A deployment check takes none.
+    /// the private keys. For a rotate-custodians runbook: shares whose members the check
+    /// lists, as the new set will hold their PINs. A deployment check takes none.
     #[command(flatten)]
     pub quorum: super::quorum::QuorumArgs,
 }

@@ -250,6 +250,45 @@ pub fn read_public_key(
     })
 }
 
+/// Reads the public key of `public` whatever its algorithm, which CKA_EC_PARAMS names, and
+/// returns the algorithm with the key. Fails for a curve other than P-256 or Ed25519.
+pub fn read_public_key_any(
+    session: &Session,
+    token: &Token,
+    label: &str,
+    public: ObjectHandle,
+) -> Result<(KeyAlgorithm, PublicKey), HsmError> {
+    let attributes = session
+        .get_attributes(public, &[AttributeType::EcParams])
+        .on(&token.label, "read the public key")?;
+    let params = attributes
+        .into_iter()
+        .find_map(|attribute| match attribute {
+            Attribute::EcParams(value) => Some(value),
+            _ => None,
+        });
+    let algorithm = [KeyAlgorithm::EcdsaP256, KeyAlgorithm::Ed25519]
+        .into_iter()
+        .find(|algorithm| {
+            params
+                .as_deref()
+                .is_some_and(|params| check_params(*algorithm, params).is_ok())
+        })
+        .ok_or_else(|| HsmError::PublicKey {
+            token: token.label.clone(),
+            label: label.to_owned(),
+            detail: match &params {
+                Some(params) => format!(
+                    "CKA_EC_PARAMS {} names neither the P-256 nor the Ed25519 curve",
+                    hex::encode(params)
+                ),
+                None => "CKA_EC_PARAMS is missing".into(),
+            },
+        })?;
+    let key = read_public_key(session, token, label, public, algorithm)?;
+    Ok((algorithm, key))
+}
+
 /// Encodes a CKA_EC_POINT value as PEM SubjectPublicKeyInfo.
 ///
 /// Tokens differ in how they encode CKA_EC_POINT: a DER OCTET STRING around the point

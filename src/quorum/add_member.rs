@@ -145,10 +145,14 @@ fn check_source_key(add: &AddMember, recovered: &Recovered) -> Result<(), String
             format!(
                 "the fleet private key {:?} on token {} has CKA_EXTRACTABLE false, so no \
                  mechanism can wrap it for a new member; PKCS#11 never lets it become \
-                 true again\nhint: a fleet deployed with `growth: locked` (the default) \
-                 locks every copy, so it cannot gain members by replication; deploy a new \
-                 fleet that includes the new member, and set `growth: trusted-wrap` under \
-                 `fleet_key` if it must gain members later",
+                 true again\nhint: only the origin of a fleet deployed with `growth: \
+                 trusted-wrap` keeps a wrappable copy, so if this fleet was deployed that \
+                 way, name the origin as source (the member that generated the key, \
+                 `origin: true` in fleet-key.json); otherwise the fleet was deployed with \
+                 `growth: locked` (the default), which locks every copy, so it cannot gain \
+                 members by replication: deploy a new fleet that includes the new member, \
+                 and set `growth: trusted-wrap` under `fleet_key` if it must gain members \
+                 later",
                 add.key_label, token.label
             )
         })?;

@@ -8,6 +8,7 @@ mod add_member;
 mod add_member_resume;
 mod progress;
 mod retire;
+mod retire_evidence;
 mod retire_resume;
 mod rotate;
 
@@ -18,7 +19,7 @@ use serde_json::Value;
 pub use abandon::{QuorumAbandoned, abandon, check_abandon};
 pub use add_member::{AddedMember, add_member, check_add_member};
 pub use add_member_resume::resume_add_member;
-pub use retire::{RETIREMENT_JSON, RETIREMENT_MD, Retired, check_retire, retire};
+pub use retire::{DestroyedOn, RETIREMENT_JSON, RETIREMENT_MD, Retired, check_retire, retire};
 pub use retire_resume::resume_retire;
 pub use rotate::{Rotated, check_rotate, resume_rotate, rotate};
 
@@ -85,6 +86,27 @@ pub enum QuorumError {
     WrongShares {
         /// What does not fit.
         reason: String,
+    },
+    /// The shares hold PINs of members the runbook does not list, so those members may
+    /// hold the fleet key too.
+    #[error(
+        "the shares given hold PINs of member(s) {} that the runbook does not list; as far as the shares record, they hold the fleet key too; nothing was changed\nhint: list every member whose PINs the shares hold, so that the retirement destroys the fleet key on each",
+        members.join(", ")
+    )]
+    UnlistedMembers {
+        /// The members in the shares but not in the runbook.
+        members: Vec<String>,
+    },
+    /// The members hold different public keys under the fleet key label.
+    #[error(
+        "the members hold different public keys labelled {label:?}: {}; nothing was changed\nhint: every member of a fleet holds the same fleet key; find out which token holds another key before retiring",
+        fingerprints.iter().map(|(member, fingerprint)| format!("{member} {fingerprint}")).collect::<Vec<_>>().join(", ")
+    )]
+    DifferentKeys {
+        /// The key label.
+        label: String,
+        /// Each member with the SHA-256 fingerprint of its public key.
+        fingerprints: Vec<(String, String)>,
     },
     /// An HSM operation failed.
     #[error("step \"{step}\" failed for member {member}: {source}")]
@@ -264,6 +286,27 @@ fn check_shares_fit(
         pins_of(recovered, member)?;
     }
     Ok(())
+}
+
+/// Returns the members whose PINs the recovered credentials hold but `members` does not
+/// list, in the order the credentials list them.
+fn unlisted_members(members: &[Member], recovered: &Recovered) -> Vec<String> {
+    recovered
+        .credentials
+        .members
+        .iter()
+        .filter(|entry| !members.iter().any(|member| member.name == entry.member))
+        .map(|entry| entry.member.clone())
+        .collect()
+}
+
+/// Fails when the recovered credentials hold PINs of a member that `members` does not list.
+fn check_all_listed(members: &[Member], recovered: &Recovered) -> Result<(), QuorumError> {
+    let unlisted = unlisted_members(members, recovered);
+    if unlisted.is_empty() {
+        return Ok(());
+    }
+    Err(QuorumError::UnlistedMembers { members: unlisted })
 }
 
 /// Returns the recovered PINs of `member`, checking the token label recorded with them.

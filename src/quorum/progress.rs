@@ -48,6 +48,10 @@ pub(super) struct QuorumProgress {
     pub shares_written: BTreeSet<String>,
     /// Members whose fleet key objects are recorded as destroyed, with the objects counted.
     pub destroyed: BTreeMap<String, usize>,
+    /// Members on which an interrupted run destroyed objects it did not record.
+    pub count_not_recorded: BTreeSet<String>,
+    /// Fingerprint of the fleet key a retirement read before destroying it.
+    pub key_fingerprint: Option<String>,
     /// Members recorded to hold no fleet key object after the destruction.
     pub absent: BTreeSet<String>,
     /// The new member's token, as (member, serial), once recorded as initialised.
@@ -78,6 +82,11 @@ impl QuorumProgress {
                 self.kind = text("kind");
                 self.runbook_sha256 = text("runbook_sha256");
                 self.credential_set = text("credential_set");
+                self.key_fingerprint = text("key_fingerprint");
+            }
+            // A resumed retirement whose start record lacks the fingerprint records it here.
+            action::RESUMED if self.key_fingerprint.is_none() => {
+                self.key_fingerprint = text("key_fingerprint");
             }
             action::SPLIT => {
                 // A resumed run splits again only when no file of the earlier split
@@ -97,6 +106,9 @@ impl QuorumProgress {
                 if let Some(member) = text("member") {
                     let objects = details["objects"].as_u64().unwrap_or(0);
                     let objects = usize::try_from(objects).unwrap_or(usize::MAX);
+                    if details["count_not_recorded"] == true {
+                        self.count_not_recorded.insert(member.clone());
+                    }
                     *self.destroyed.entry(member).or_default() += objects;
                 }
             }

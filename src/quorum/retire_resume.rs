@@ -4,12 +4,17 @@
 
 use std::path::{Path, PathBuf};
 
+use cryptoki::object::{Attribute, ObjectClass};
 use serde_json::json;
 
 use super::progress::{QuorumProgress, expect_credential_set, last_action, open_unfinished};
-use super::retire::{OBJECTS_PER_MEMBER, destroy_on, write_evidence};
-use super::{QuorumError, Retired, action, check_shares_fit, find_token, pins_of, record};
-use crate::hsm::keys;
+use super::retire::{OBJECTS_PER_MEMBER, destroy_on, fingerprint_on, same_key};
+use super::retire_evidence::write_evidence;
+use super::{
+    DestroyedOn, QuorumError, Retired, action, check_shares_fit, find_token, pins_of, record,
+    unlisted_members,
+};
+use crate::hsm::{HsmError, keys};
 use crate::runbook::{Member, QuorumRunbook, Retire, TRANSCRIPT_FILE};
 use crate::shares::Recovered;
 use crate::transcript::Transcript;
@@ -28,8 +33,18 @@ const CHECK_STEP: &str = "check the fleet key state";
 /// the end, and writes the evidence. Evidence files left by a run stopped while writing
 /// them are moved aside first.
 ///
-/// Objects destroyed by the interrupted run but not recorded are not counted in the
-/// evidence, because the transcript is the only record of them.
+/// The public keys still on the members must all be the fleet key whose fingerprint the
+/// transcript records. A transcript started by a version that did not record it gets the
+/// fingerprint read now, when a member still has the public key.
+///
+/// Objects destroyed by the interrupted run but not recorded are not counted, because
+/// the transcript is the only record of them. The member they were on is marked in its
+/// destruction record and in the evidence as having a count that was not recorded.
+///
+/// Shares that hold PINs of a member the runbook does not list are not rejected here,
+/// unlike in [`retire`](super::retire), because a retirement cannot be abandoned and a
+/// new one only starts after this one ends. A retirement started by this version has
+/// passed that check already; for an older one, the evidence names those members.
 pub fn resume_retire(
     runbook: &QuorumRunbook,
     retire: &Retire,
@@ -48,13 +63,39 @@ pub fn resume_retire(
         "give a quorum of the shares this retirement started with",
     )?;
     check_shares_fit(&runbook.fleet, &retire.members, recovered)?;
-    check_state(&path, retire, recovered, &progress)?;
+    let unlisted = unlisted_members(&retire.members, recovered);
+    let found = check_state(&path, retire, recovered, &progress)?;
+    let key_fingerprint = fleet_key_fingerprint(&path, retire, &progress, &found)?;
+    // The first member without a record and with fewer than a deployed member's objects
+    // lost them to the interrupted run, which did not record how many.
+    let interrupted = retire
+        .members
+        .iter()
+        .zip(&found)
+        .find(|(member, _)| !progress.destroyed.contains_key(&member.name))
+        .filter(|(_, state)| state.objects < OBJECTS_PER_MEMBER)
+        .map(|(member, _)| member.name.clone());
 
     let after = last_action(&transcript);
-    record(&mut transcript, action::RESUMED, json!({"after": after}))?;
+    record(
+        &mut transcript,
+        action::RESUMED,
+        json!({
+            "after": after,
+            "key_fingerprint": key_fingerprint,
+            "members_in_shares_not_listed": unlisted,
+        }),
+    )?;
     for member in &retire.members {
         if !progress.destroyed.contains_key(&member.name) {
-            destroy_on(retire, member, recovered, &mut transcript)?;
+            let count_not_recorded = interrupted.as_deref() == Some(member.name.as_str());
+            destroy_on(
+                retire,
+                member,
+                recovered,
+                &mut transcript,
+                count_not_recorded,
+            )?;
         } else if !progress.absent.contains(&member.name) {
             // The state check found no object left on this member.
             record(
@@ -70,20 +111,61 @@ pub fn resume_retire(
         record(
             &mut transcript,
             action::FINISHED,
-            json!({"objects_destroyed": destroyed.iter().map(|(_, n)| n).sum::<usize>()}),
+            json!({"objects_destroyed": destroyed.iter().map(|d| d.objects).sum::<usize>()}),
         )?;
     }
     for name in evidence_files() {
         move_aside(&mut transcript, &retire.evidence_dir.join(name))?;
     }
 
-    let transcript_sha256 = transcript.digest();
-    write_evidence(runbook, retire, recovered, &destroyed, &transcript_sha256)?;
-    Ok(Retired {
+    let retired = Retired {
         destroyed,
+        key_fingerprint,
+        unlisted_members: unlisted,
         evidence_dir: retire.evidence_dir.clone(),
-        transcript_sha256,
-    })
+        transcript_sha256: transcript.digest(),
+    };
+    write_evidence(runbook, retire, recovered, &retired)?;
+    Ok(retired)
+}
+
+/// The fleet key objects found on one member when the retirement resumed.
+struct MemberState {
+    /// Objects labelled with the fleet key label.
+    objects: usize,
+    /// Fingerprint of the member's public key, when the member still has one.
+    fingerprint: Option<String>,
+}
+
+/// Returns the fingerprint of the fleet key: the recorded one, which every public key
+/// still on a member must match, or else the one those public keys share.
+fn fleet_key_fingerprint(
+    transcript: &Path,
+    retire: &Retire,
+    progress: &QuorumProgress,
+    found: &[MemberState],
+) -> Result<Option<String>, QuorumError> {
+    let read: Vec<(String, String)> = retire
+        .members
+        .iter()
+        .zip(found)
+        .filter_map(|(member, state)| Some((member.name.clone(), state.fingerprint.clone()?)))
+        .collect();
+    let Some(recorded) = &progress.key_fingerprint else {
+        return same_key(&retire.key_label, read);
+    };
+    if let Some((member, fingerprint)) = read.iter().find(|(_, fp)| fp != recorded) {
+        return Err(QuorumError::Mismatch {
+            transcript: transcript.to_owned(),
+            step: action::STARTED,
+            detail: format!(
+                "member {member} holds a public key labelled {:?} with fingerprint {fingerprint}, but the transcript records the fleet key as {recorded}",
+                retire.key_label
+            ),
+            hint: "find out what changed the token since the retirement stopped; list its objects with pkcs11-tool".into(),
+        });
+    }
+    Ok(Some(recorded.clone()))
 }
 
 /// Checks each member's fleet key objects and the evidence folder against the transcript.
@@ -92,7 +174,7 @@ fn check_state(
     retire: &Retire,
     recovered: &Recovered,
     progress: &QuorumProgress,
-) -> Result<(), QuorumError> {
+) -> Result<Vec<MemberState>, QuorumError> {
     if !progress.finished
         && let Some(file) = evidence_files()
             .map(|name| retire.evidence_dir.join(name))
@@ -110,8 +192,10 @@ fn check_state(
     }
 
     let mut pending_seen = false;
+    let mut states = Vec::new();
     for member in &retire.members {
-        let objects = count_objects(retire, member, recovered)?;
+        let state = read_member(retire, member, recovered)?;
+        let objects = state.objects;
         let recorded = progress.destroyed.contains_key(&member.name);
         let (fits, expected) = if recorded {
             (
@@ -141,16 +225,18 @@ fn check_state(
                 hint: "find out what changed the token since the retirement stopped; list its objects with pkcs11-tool".into(),
             });
         }
+        states.push(state);
     }
-    Ok(())
+    Ok(states)
 }
 
-/// Logs in as the user on `member` and counts the objects with the fleet key label.
-fn count_objects(
+/// Logs in as the user on `member`, counts the objects with the fleet key label, and
+/// reads the fingerprint of the public key among them, if there is one.
+fn read_member(
     retire: &Retire,
     member: &Member,
     recovered: &Recovered,
-) -> Result<usize, QuorumError> {
+) -> Result<MemberState, QuorumError> {
     let token = find_token(member).map_err(QuorumError::hsm(CHECK_STEP, &member.name))?;
     let pins = pins_of(recovered, member)?;
     let session = token
@@ -158,18 +244,36 @@ fn count_objects(
         .map_err(QuorumError::hsm(CHECK_STEP, &member.name))?;
     let found = keys::find_labelled(&session, &retire.key_label)
         .map_err(QuorumError::hsm(CHECK_STEP, &member.name))?;
-    Ok(found.len())
+    let publics = session
+        .find_objects(&[
+            Attribute::Class(ObjectClass::PUBLIC_KEY),
+            Attribute::Label(retire.key_label.as_bytes().to_vec()),
+        ])
+        .map_err(|error| HsmError::from_cryptoki(&token.label, CHECK_STEP, error))
+        .map_err(QuorumError::hsm(CHECK_STEP, &member.name))?;
+    let fingerprint = match publics.len() {
+        0 => None,
+        _ => Some(
+            fingerprint_on(&session, &token, &retire.key_label)
+                .map_err(QuorumError::hsm(CHECK_STEP, &member.name))?,
+        ),
+    };
+    Ok(MemberState {
+        objects: found.len(),
+        fingerprint,
+    })
 }
 
 /// Returns the objects destroyed per runbook member, as the transcript records them.
-fn destroyed_per_member(retire: &Retire, transcript: &Transcript) -> Vec<(String, usize)> {
+fn destroyed_per_member(retire: &Retire, transcript: &Transcript) -> Vec<DestroyedOn> {
     let progress = QuorumProgress::from_records(transcript.records());
     retire
         .members
         .iter()
-        .map(|member| {
-            let count = progress.destroyed.get(&member.name).copied().unwrap_or(0);
-            (member.name.clone(), count)
+        .map(|member| DestroyedOn {
+            member: member.name.clone(),
+            objects: progress.destroyed.get(&member.name).copied().unwrap_or(0),
+            count_not_recorded: progress.count_not_recorded.contains(&member.name),
         })
         .collect()
 }

@@ -24,6 +24,9 @@ pub struct Rotated {
     pub credential_set: String,
     /// The share files written, in custodian order.
     pub files: Vec<PathBuf>,
+    /// The members whose PINs the new set holds, as (member, token label): exactly those
+    /// of the given shares' set.
+    pub members: Vec<(String, String)>,
 }
 
 /// Checks a rotate-custodians runbook without changing anything: the transcript and the
@@ -68,7 +71,10 @@ pub(super) fn recipients(custodians: &Custodians) -> Vec<CustodianRecipient> {
 /// the runbook's custodians and threshold, writes the new share files and records it.
 ///
 /// The old shares stay valid until they are destroyed, because the PINs in the HSMs do
-/// not change.
+/// not change. The new set holds the PINs of exactly the members of the given shares'
+/// set. This function cannot tell whether a newer set exists, such as one that an
+/// add-member action wrote with a new member's PINs, so [`Rotated::members`] lists the
+/// members covered.
 pub fn rotate(
     runbook: &QuorumRunbook,
     rotate: &RotateCustodians,
@@ -142,6 +148,7 @@ fn write_new_set(
             "credential_set": reshared.credential_set,
             "threshold": reshared.threshold,
             "custodians": custodians,
+            "members": reshared.members.iter().map(|(member, _)| member).collect::<Vec<_>>(),
             "files": split_files(&rotate.shares_dir, &reshared.files),
         }),
     )?;
@@ -167,6 +174,7 @@ fn write_new_set(
         previous_credential_set: reshared.previous_credential_set,
         credential_set: reshared.credential_set,
         files,
+        members: reshared.members,
     })
 }
 
@@ -257,6 +265,7 @@ pub fn resume_rotate(
                 previous_credential_set: reshared.previous_credential_set,
                 credential_set: split.credential_set.clone(),
                 files: files.iter().map(|share| share.file.clone()).collect(),
+                members: reshared.members,
             })
         }
     }

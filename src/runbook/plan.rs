@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use ed25519_dalek::pkcs8::EncodePublicKey;
 use sha2::{Digest, Sha256};
 
-use super::{PublicKeySource, Runbook, Signer};
+use super::{Growth, PublicKeySource, Runbook, Signer};
 
 /// A file that would stop the ceremony, found by [`Runbook::check_files`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,7 +38,7 @@ impl fmt::Display for Problem {
 }
 
 impl Runbook {
-    /// Renders the plan: fleet, key, members with the origin marked, custodians k-of-n,
+    /// Renders the plan: fleet, key and its growth policy, members with the origin marked, custodians k-of-n,
     /// auditor and operator keys, and outputs. Plain text, no colour.
     pub fn plan(&self) -> String {
         let mut out = String::new();
@@ -62,6 +62,17 @@ impl Runbook {
             "Fleet key: {}, label \"{}\"",
             self.fleet_key.algorithm, self.fleet_key.label
         )?;
+        let growth = match self.fleet_key.growth {
+            Growth::Locked => {
+                "every copy ends non-extractable, so the fleet cannot gain members later"
+            }
+            Growth::TrustedWrap => {
+                "the origin's copy stays extractable, wrappable only under keys that the \
+                 security officer marks CKA_TRUSTED, so add-member can copy it later; every \
+                 other copy ends non-extractable"
+            }
+        };
+        writeln!(out, "  growth: {}, {growth}", self.fleet_key.growth)?;
 
         writeln!(out, "Members ({}):", self.members.len())?;
         for (index, member) in self.members.iter().enumerate() {

@@ -22,6 +22,9 @@ pub struct Reshared {
     pub threshold: u8,
     /// One encrypted share per new custodian, in the order given.
     pub files: Vec<ShareFile>,
+    /// The members whose PINs the set holds, as (member, token label), in the order the
+    /// old set lists them. Resharing keeps exactly the old set's members.
+    pub members: Vec<(String, String)>,
 }
 
 /// Recovers the credentials from `inputs`, then splits the same PINs again under a new
@@ -42,6 +45,11 @@ pub fn reshare(
     let previous_credential_set = recovered.credential_set_id;
 
     let credentials = recovered.credentials.with_new_id();
+    let members = credentials
+        .members
+        .iter()
+        .map(|entry| (entry.member.clone(), entry.token_label.clone()))
+        .collect();
     let files = split(&credentials, &recovered.context, custodians, threshold)?;
     tracing::info!(
         previous = %previous_credential_set,
@@ -56,6 +64,7 @@ pub fn reshare(
         credential_set: credentials.id.clone(),
         threshold,
         files,
+        members,
     })
 }
 
