@@ -127,16 +127,31 @@ pub struct Log {
 impl Log {
     /// Creates a new log in `dir` and publishes the checkpoint of the empty tree.
     pub fn init(dir: &Path, origin: &str, signer: SignerKey) -> Result<Self, StoreError> {
+        let mut log = Self::create(dir, origin, signer)?;
+        log.checkpoint()?;
+        Ok(log)
+    }
+
+    /// Creates a new log in `dir` and takes its appender lock, but publishes no checkpoint.
+    ///
+    /// Fails with [`StoreError::AlreadyInitialized`] when `dir` has a checkpoint, checked
+    /// before anything is written and again under the lock. Until [`Log::checkpoint`]
+    /// publishes the first checkpoint, [`Log::open`] reports the log as not initialized.
+    /// [`Log::init`] is this followed by a checkpoint; a caller that must save the signer
+    /// key first calls the two steps itself.
+    pub fn create(dir: &Path, origin: &str, signer: SignerKey) -> Result<Self, StoreError> {
+        let already_initialized = || StoreError::AlreadyInitialized {
+            dir: dir.to_path_buf(),
+        };
+        if dir.join(CHECKPOINT_FILE).exists() {
+            return Err(already_initialized());
+        }
         std::fs::create_dir_all(dir).map_err(|source| io_error(dir, source))?;
         let lock = lock(dir)?;
         if dir.join(CHECKPOINT_FILE).exists() {
-            return Err(StoreError::AlreadyInitialized {
-                dir: dir.to_path_buf(),
-            });
+            return Err(already_initialized());
         }
-        let mut log = Self::new(dir, origin, signer, 0, lock);
-        log.checkpoint()?;
-        Ok(log)
+        Ok(Self::new(dir, origin, signer, 0, lock))
     }
 
     fn new(dir: &Path, origin: &str, signer: SignerKey, size: u64, lock: File) -> Self {
