@@ -7,7 +7,10 @@
 //! replaces the checkpoint. A reader therefore never sees a checkpoint that points at
 //! missing tiles. A crash before [`Log::checkpoint`] loses the entries appended since the
 //! last checkpoint: on reopening, the log continues from the published size and rewrites
-//! those tile paths.
+//! those tile paths. [`Log::open`] also removes the temporary files and superseded
+//! partial tiles that such a crash leaves behind.
+
+mod leftovers;
 
 use std::collections::BTreeSet;
 use std::fs::File;
@@ -31,7 +34,8 @@ pub const CHECKPOINT_FILE: &str = "checkpoint";
 /// static file listings.
 pub const LOCK_FILE: &str = ".lock";
 
-/// Prefix of temporary files; a crash may leave some behind, and they are never read.
+/// Prefix of temporary files. They are never read, and [`Log::open`] removes those a crash
+/// leaves behind.
 const TEMP_PREFIX: &str = ".tmp-";
 
 /// A failed log store operation.
@@ -174,9 +178,11 @@ impl Log {
     /// Checks that the checkpoint is signed by `signer` for `origin` and that the tiles
     /// reproduce its root hash. Does not re-read every entry bundle (see
     /// [`tile::verify_tiles`] for that).
+    ///
+    /// Then removes what an appender killed part-way may have left: `.tmp-*` files, and
+    /// the `<N>.p` folders of tiles and entry bundles that are full in the published tree.
+    /// A failed removal is logged as a warning and does not fail the open.
     pub fn open(dir: &Path, origin: &str, signer: SignerKey) -> Result<Self, StoreError> {
-        // NOTE: temporary files left by a crash (`.tmp-*`) are not removed; they are never
-        // read and a static file server should not list dot files.
         let lock = lock(dir)?;
         let path = dir.join(CHECKPOINT_FILE);
         let bytes = match std::fs::read(&path) {
@@ -203,6 +209,7 @@ impl Log {
                 root: checkpoint.root,
             }));
         }
+        leftovers::remove_leftovers(&log.dir, log.published);
         Ok(log)
     }
 
