@@ -24,6 +24,17 @@ pub enum WriteError {
     },
 }
 
+/// Fails with [`WriteError::Exists`] if `path` exists, so that a command can check all its
+/// outputs before it writes the first one. [`write_new`] checks again when it writes.
+pub fn check_absent(path: &Path) -> Result<(), WriteError> {
+    if path.exists() {
+        return Err(WriteError::Exists {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(())
+}
+
 /// Writes `bytes` to `path` atomically, failing if `path` exists.
 ///
 /// The bytes go to a temporary file in the same directory, are flushed to disk, and the
@@ -34,11 +45,7 @@ pub fn write_new(path: &Path, bytes: &[u8], private: bool) -> Result<(), WriteEr
         path: path.to_path_buf(),
         source,
     };
-    if path.exists() {
-        return Err(WriteError::Exists {
-            path: path.to_path_buf(),
-        });
-    }
+    check_absent(path)?;
     let parent = match path.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent,
         _ => Path::new("."),

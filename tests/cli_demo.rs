@@ -899,3 +899,60 @@ fn log_append_rejects_logged_statement() {
     let proof: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(proof["inclusion_proof"]["tree_size"], 1);
 }
+
+/// Returns the commands of the README's code block that follows `marker`, with lines
+/// joined at a trailing backslash.
+fn readme_commands(marker: &str) -> Vec<String> {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let after = &readme[readme.find(marker).expect("marker in README.md")..];
+    let block = after
+        .split("```")
+        .nth(1)
+        .expect("code block after the marker");
+    block
+        .trim()
+        .replace("\\\n", " ")
+        .lines()
+        .map(|line| line.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect()
+}
+
+/// The README's `cp` and `fleet-ceremony verify` commands that check the demo's log with
+/// `--since` must pass on a demo as written. The `cargo run` and `bundle diff` lines of
+/// that block are not run: one needs cargo, the other two epochs.
+#[test]
+fn readme_since_commands_pass_on_demo() {
+    let demo = demo();
+    let work = tempfile::tempdir().unwrap();
+    let commands = readme_commands("with `--since` to catch a log");
+    let runnable: Vec<&String> = commands
+        .iter()
+        .filter(|line| line.starts_with("cp ") || line.starts_with("fleet-ceremony verify "))
+        .collect();
+    assert_eq!(runnable.len(), 2, "{commands:?}");
+
+    let binary = Path::new(env!("CARGO_BIN_EXE_fleet-ceremony"));
+    let path = format!(
+        "{}:{}",
+        binary.parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    for command in runnable {
+        let command = command.replace("DIR", &demo.root().display().to_string());
+        let output = std::process::Command::new("sh")
+            .args(["-c", &command])
+            .current_dir(work.path())
+            .env("PATH", &path)
+            .env("SOFTHSM2_CONF", demo.path("softhsm2.conf"))
+            .output()
+            .unwrap();
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "`{command}`:\n{}{}",
+            stdout_text(&output),
+            stderr_text(&output)
+        );
+    }
+}

@@ -1,4 +1,4 @@
-//! The `log cosign` and `bundle diff` commands, run as the binary.
+//! The `log init`, `log cosign` and `bundle diff` commands, run as the binary.
 
 #![cfg(feature = "ceremony")]
 
@@ -115,6 +115,85 @@ impl Setup {
 
 fn copy_dir(from: &Path, to: &Path) {
     common::copy_dir(from, to);
+}
+
+/// Runs `log init DIR --origin ORIGIN --key-out KEY`, with `--verifier-out` when given.
+fn init(dir: &Path, key: &Path, verifier: Option<&Path>) -> Output {
+    let mut args = vec![
+        "log".as_ref(),
+        "init".as_ref(),
+        dir.as_os_str(),
+        "--origin".as_ref(),
+        ORIGIN.as_ref(),
+        "--key-out".as_ref(),
+        key.as_os_str(),
+    ];
+    if let Some(verifier) = verifier {
+        args.extend(["--verifier-out".as_ref(), verifier.as_os_str()]);
+    }
+    run(&args)
+}
+
+#[test]
+fn init_on_existing_log_writes_no_key() {
+    let setup = Setup::new();
+    let checkpoint = std::fs::read(setup.log_dir().join("checkpoint")).unwrap();
+
+    let output = init(&setup.log_dir(), &setup.path("second.key"), None);
+
+    assert_eq!(output.status.code(), Some(1), "{}", stderr_text(&output));
+    assert!(
+        stderr_text(&output).contains("already has a checkpoint"),
+        "{}",
+        stderr_text(&output)
+    );
+    assert!(!setup.path("second.key").exists(), "signer key written");
+    assert!(
+        !setup.path("second.key.pub").exists(),
+        "verifier key written"
+    );
+    let after = std::fs::read(setup.log_dir().join("checkpoint")).unwrap();
+    assert_eq!(after, checkpoint);
+}
+
+#[test]
+fn init_never_overwrites_key_files() {
+    let temp = tempfile::tempdir().unwrap();
+    let log = temp.path().join("log");
+    let key = temp.path().join("log.key");
+    let verifier = temp.path().join("log.key.pub");
+
+    // An existing verifier key: nothing is written, not even the signer key.
+    std::fs::write(&verifier, "old verifier\n").unwrap();
+    let output = init(&log, &key, None);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr_text(&output));
+    assert!(
+        stderr_text(&output).contains("log.key.pub already exists"),
+        "{}",
+        stderr_text(&output)
+    );
+    assert!(!key.exists(), "signer key written");
+    assert_eq!(
+        std::fs::read_to_string(&verifier).unwrap(),
+        "old verifier\n"
+    );
+    assert!(!log.exists(), "log folder created");
+
+    // An existing signer key.
+    std::fs::remove_file(&verifier).unwrap();
+    std::fs::write(&key, "old signer\n").unwrap();
+    let output = init(&log, &key, None);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr_text(&output));
+    assert_eq!(std::fs::read_to_string(&key).unwrap(), "old signer\n");
+    assert!(!verifier.exists(), "verifier key written");
+    assert!(!log.exists(), "log folder created");
+
+    // Both keys to one path: the second write fails and the first file is removed again.
+    let same = temp.path().join("same.key");
+    let output = init(&log, &same, Some(&same));
+    assert_eq!(output.status.code(), Some(1), "{}", stderr_text(&output));
+    assert!(!same.exists(), "signer key left behind");
+    assert!(!log.join("checkpoint").exists(), "log published");
 }
 
 #[test]

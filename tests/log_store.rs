@@ -245,3 +245,87 @@ fn checkpoint_keeps_only_needed_partial_tiles() {
     assert!(!dir.join("tile/0/001.p").exists());
     assert!(dir.join("tile/1/000.p/2").is_file());
 }
+
+/// An appender killed part-way leaves temporary files and `<N>.p` folders of tiles that
+/// became full. Reopening removes those inside the published tree and keeps the partial
+/// tiles the published checkpoint and older ones need.
+#[test]
+fn open_removes_crash_leftovers() {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path();
+    let mut log = Log::init(dir, ORIGIN, signer()).unwrap();
+    let mut published = Vec::new();
+    for i in 0..600 {
+        let data = entry("c", i);
+        log.append(&data).unwrap();
+        published.push(data);
+    }
+    log.checkpoint().unwrap();
+    drop(log);
+
+    // Leftovers: partial tiles whose full tile is published (one deletion cut off
+    // half-way), temporary files, and the full tile 002 of entries never published.
+    let removed = [
+        "tile/0/000.p",
+        "tile/0/001.p",
+        "tile/entries/001.p",
+        ".tmp-checkpoint",
+        "tile/0/.tmp-full",
+        "tile/entries/002.p/.tmp-partial",
+    ];
+    for (path, bytes) in [
+        ("tile/0/000.p/100", vec![1u8; 100 * 32]),
+        ("tile/0/001.p/5", vec![2u8; 5 * 32]),
+        ("tile/0/001.p/.tmp-partial", b"torn".to_vec()),
+        ("tile/entries/001.p/7", b"stale".to_vec()),
+        (".tmp-checkpoint", b"torn".to_vec()),
+        ("tile/0/.tmp-full", b"torn".to_vec()),
+        ("tile/entries/002.p/.tmp-partial", b"torn".to_vec()),
+        ("tile/0/002", vec![3u8; 256 * 32]),
+        ("tile/1/000.p/1", vec![4u8; 32]),
+    ] {
+        let path = dir.join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, bytes).unwrap();
+    }
+    // Partial tiles of the published size, one of an earlier size, and full tiles.
+    let kept = [
+        "checkpoint",
+        ".lock",
+        "tile/0/000",
+        "tile/0/001",
+        "tile/0/002",
+        "tile/0/002.p/88",
+        "tile/1/000.p/1",
+        "tile/1/000.p/2",
+        "tile/entries/001",
+        "tile/entries/002.p/88",
+    ];
+
+    let mut log = Log::open(dir, ORIGIN, signer()).unwrap();
+    for path in removed {
+        assert!(!dir.join(path).exists(), "{path} was not removed");
+    }
+    for path in kept {
+        assert!(dir.join(path).exists(), "{path} was removed");
+    }
+
+    let leaves: Vec<_> = published.iter().map(|data| leaf_hash(data)).collect();
+    for size in [100, 600] {
+        let root = root_from_leaf_hashes(&leaves[..size]);
+        verify_tiles(&DirTileReader::new(dir), size as u64, &root).unwrap();
+    }
+
+    // Appends fill tile 002 again, replacing the stale full tile.
+    for i in 600..800 {
+        let data = entry("c", i);
+        log.append(&data).unwrap();
+        published.push(data);
+    }
+    log.checkpoint().unwrap();
+    let checkpoint = open_checkpoint(dir);
+    let leaves: Vec<_> = published.iter().map(|data| leaf_hash(data)).collect();
+    assert_eq!(checkpoint.root, root_from_leaf_hashes(&leaves));
+    verify_tiles(&DirTileReader::new(dir), checkpoint.size, &checkpoint.root).unwrap();
+    assert!(!dir.join("tile/0/002.p").exists());
+}

@@ -132,15 +132,30 @@ pub fn run(command: Command) -> anyhow::Result<u8> {
     }
 }
 
+/// Creates the log and its key files, or on failure neither: every check runs before the
+/// first write, and the key files are written before the first checkpoint is signed, so a
+/// published log never lacks its key.
 fn init(args: &InitArgs) -> anyhow::Result<u8> {
     let signer = SignerKey::generate(&args.origin, TYPE_ED25519)?;
     let verifier_out = args
         .verifier_out
         .clone()
         .unwrap_or_else(|| with_pub_suffix(&args.key_out));
+    crate::fsutil::check_absent(&args.key_out)?;
+    crate::fsutil::check_absent(&verifier_out)?;
+
+    let mut log = Log::create(&args.dir, &args.origin, signer.clone())?;
     signer.write_files(&args.key_out, &verifier_out)?;
+    if let Err(error) = log.checkpoint() {
+        // Keys of a log that was never published are of no use; this run created both.
+        for path in [&args.key_out, &verifier_out] {
+            if let Err(remove_error) = std::fs::remove_file(path) {
+                tracing::warn!(path = %path.display(), error = %remove_error, "cannot remove key file");
+            }
+        }
+        return Err(error.into());
+    }
     let verifier = signer.verifier().to_string();
-    Log::init(&args.dir, &args.origin, signer)?;
     eprintln!("log {} created in {}", args.origin, args.dir.display());
     println!("{verifier}");
     Ok(super::EXIT_OK)

@@ -314,18 +314,36 @@ impl SignerKey {
     }
 
     /// Writes the signer key (mode 0600) and its verifier key (mode 0644) to new files, each
-    /// ending in a newline. Neither file may exist.
+    /// ending in a newline.
+    ///
+    /// Neither file may exist, and both paths are checked before either file is written.
+    /// When the verifier key cannot be written, the signer key file written just before is
+    /// removed again, so a failure leaves no key file behind.
     #[cfg(feature = "ceremony")]
     pub fn write_files(
         &self,
         signer_path: &std::path::Path,
         verifier_path: &std::path::Path,
     ) -> Result<(), crate::fsutil::WriteError> {
+        crate::fsutil::check_absent(signer_path)?;
+        crate::fsutil::check_absent(verifier_path)?;
+
         let mut secret = self.to_text();
         secret.push('\n');
         crate::fsutil::write_new(signer_path, secret.as_bytes(), true)?;
         let public = format!("{}\n", self.verifier);
-        crate::fsutil::write_new(verifier_path, public.as_bytes(), false)
+        if let Err(error) = crate::fsutil::write_new(verifier_path, public.as_bytes(), false) {
+            // write_new created the signer key file, so removing it deletes no earlier file.
+            if let Err(remove_error) = std::fs::remove_file(signer_path) {
+                tracing::warn!(
+                    path = %signer_path.display(),
+                    error = %remove_error,
+                    "cannot remove the signer key file after a failed write"
+                );
+            }
+            return Err(error);
+        }
+        Ok(())
     }
 
     /// Returns the matching verifier key.

@@ -7,7 +7,10 @@
 //! replaces the checkpoint. A reader therefore never sees a checkpoint that points at
 //! missing tiles. A crash before [`Log::checkpoint`] loses the entries appended since the
 //! last checkpoint: on reopening, the log continues from the published size and rewrites
-//! those tile paths.
+//! those tile paths. [`Log::open`] also removes the temporary files and superseded
+//! partial tiles that such a crash leaves behind.
+
+mod leftovers;
 
 use std::collections::BTreeSet;
 use std::fs::File;
@@ -30,7 +33,8 @@ pub use super::tile::CHECKPOINT_FILE;
 /// static file listings.
 pub const LOCK_FILE: &str = ".lock";
 
-/// Prefix of temporary files; a crash may leave some behind, and they are never read.
+/// Prefix of temporary files. They are never read, and [`Log::open`] removes those a crash
+/// leaves behind.
 const TEMP_PREFIX: &str = ".tmp-";
 
 /// A failed log store operation.
@@ -126,16 +130,31 @@ pub struct Log {
 impl Log {
     /// Creates a new log in `dir` and publishes the checkpoint of the empty tree.
     pub fn init(dir: &Path, origin: &str, signer: SignerKey) -> Result<Self, StoreError> {
+        let mut log = Self::create(dir, origin, signer)?;
+        log.checkpoint()?;
+        Ok(log)
+    }
+
+    /// Creates a new log in `dir` and takes its appender lock, but publishes no checkpoint.
+    ///
+    /// Fails with [`StoreError::AlreadyInitialized`] when `dir` has a checkpoint, checked
+    /// before anything is written and again under the lock. Until [`Log::checkpoint`]
+    /// publishes the first checkpoint, [`Log::open`] reports the log as not initialized.
+    /// [`Log::init`] is this followed by a checkpoint; a caller that must save the signer
+    /// key first calls the two steps itself.
+    pub fn create(dir: &Path, origin: &str, signer: SignerKey) -> Result<Self, StoreError> {
+        let already_initialized = || StoreError::AlreadyInitialized {
+            dir: dir.to_path_buf(),
+        };
+        if dir.join(CHECKPOINT_FILE).exists() {
+            return Err(already_initialized());
+        }
         std::fs::create_dir_all(dir).map_err(|source| io_error(dir, source))?;
         let lock = lock(dir)?;
         if dir.join(CHECKPOINT_FILE).exists() {
-            return Err(StoreError::AlreadyInitialized {
-                dir: dir.to_path_buf(),
-            });
+            return Err(already_initialized());
         }
-        let mut log = Self::new(dir, origin, signer, 0, lock);
-        log.checkpoint()?;
-        Ok(log)
+        Ok(Self::new(dir, origin, signer, 0, lock))
     }
 
     fn new(dir: &Path, origin: &str, signer: SignerKey, size: u64, lock: File) -> Self {
@@ -158,9 +177,11 @@ impl Log {
     /// Checks that the checkpoint is signed by `signer` for `origin` and that the tiles
     /// reproduce its root hash. Does not re-read every entry bundle (see
     /// [`tile::verify_tiles`] for that).
+    ///
+    /// Then removes what an appender killed part-way may have left: `.tmp-*` files, and
+    /// the `<N>.p` folders of tiles and entry bundles that are full in the published tree.
+    /// A failed removal is logged as a warning and does not fail the open.
     pub fn open(dir: &Path, origin: &str, signer: SignerKey) -> Result<Self, StoreError> {
-        // NOTE: temporary files left by a crash (`.tmp-*`) are not removed; they are never
-        // read and a static file server should not list dot files.
         let lock = lock(dir)?;
         let path = dir.join(CHECKPOINT_FILE);
         let bytes = match std::fs::read(&path) {
@@ -187,6 +208,7 @@ impl Log {
                 root: checkpoint.root,
             }));
         }
+        leftovers::remove_leftovers(&log.dir, log.published);
         Ok(log)
     }
 
