@@ -638,3 +638,20 @@ fn share_with_two_recipients_rejected() {
     let stderr = stderr_of(&combine.assert().failure());
     assert!(stderr.contains("encrypted to 2 recipients"), "{stderr}");
 }
+
+#[test]
+fn truncated_share_named_damaged() {
+    let demo = Demo::run();
+    let (share, identity) = demo.old_share("alice");
+    let bytes = std::fs::read(&share).unwrap();
+    let truncated = demo.work().join("truncated.age");
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+
+    let mut verify = demo.cli();
+    verify.args(["shares", "verify"]).arg(&truncated);
+    verify.arg("--identity").arg(&identity);
+    let stderr = stderr_of(&verify.assert().failure());
+    assert!(stderr.contains("truncated.age"), "{stderr}");
+    assert!(stderr.contains("damaged or truncated"), "{stderr}");
+    assert!(!stderr.contains("identity belongs"), "{stderr}");
+}

@@ -180,10 +180,18 @@ pub fn combine(inputs: &[ShareInput]) -> Result<Recovered, ShareError> {
 fn open_share(input: &ShareInput) -> Result<OpenedShare, ShareError> {
     let ciphertext = read_secret_file(&input.path, MAX_SHARE_FILE_BYTES)?;
     let identities = load_identities(&input.identity)?;
-    let plaintext = decrypt(&ciphertext, &identities).map_err(|reason| ShareError::Decrypt {
-        path: input.path.clone(),
-        identity: input.identity.clone(),
-        reason,
+    let plaintext = decrypt(&ciphertext, &identities).map_err(|failure| match failure {
+        DecryptFailure::Damaged(reason) => ShareError::InvalidShareFile {
+            path: input.path.clone(),
+            reason: format!(
+                "{reason}\nhint: the file is damaged or truncated; ask the custodian for the copy the ceremony wrote"
+            ),
+        },
+        DecryptFailure::Identity(reason) => ShareError::Decrypt {
+            path: input.path.clone(),
+            identity: input.identity.clone(),
+            reason,
+        },
     })?;
     let invalid = |reason: String| ShareError::InvalidShareFile {
         path: input.path.clone(),
@@ -215,19 +223,27 @@ fn open_share(input: &ShareInput) -> Result<OpenedShare, ShareError> {
 fn decrypt(
     ciphertext: &[u8],
     identities: &[Box<dyn age::Identity>],
-) -> Result<Zeroizing<Vec<u8>>, String> {
+) -> Result<Zeroizing<Vec<u8>>, DecryptFailure> {
     let decryptor = age::Decryptor::new_buffered(ArmoredReader::new(ciphertext))
-        .map_err(|error| format!("not an age file ({error})"))?;
+        .map_err(|error| DecryptFailure::Damaged(format!("it is not an age file ({error})")))?;
     let mut reader = decryptor
         .decrypt(identities.iter().map(|identity| identity.as_ref()))
-        .map_err(|error| error.to_string())?;
+        .map_err(|error| DecryptFailure::Identity(error.to_string()))?;
 
     // The plaintext is shorter than the ciphertext, so the buffer never reallocates.
     let mut plaintext = Zeroizing::new(Vec::with_capacity(ciphertext.len()));
-    reader
-        .read_to_end(&mut plaintext)
-        .map_err(|error| format!("the ciphertext is corrupted ({error})"))?;
+    reader.read_to_end(&mut plaintext).map_err(|error| {
+        DecryptFailure::Damaged(format!("its ciphertext is corrupted ({error})"))
+    })?;
     Ok(plaintext)
+}
+
+/// Why a share file did not decrypt.
+enum DecryptFailure {
+    /// The file is not intact age ciphertext, whatever the identity.
+    Damaged(String),
+    /// The file is intact, but no identity given opens it.
+    Identity(String),
 }
 
 /// Largest age header read when counting recipients. A share's header is a few hundred
