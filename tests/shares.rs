@@ -573,9 +573,10 @@ fn combine_rejects_file_that_is_not_age() {
     });
     let error = combine(&chosen).unwrap_err();
     assert!(
-        matches!(error, ShareError::Decrypt { ref path, .. } if *path == plain),
+        matches!(error, ShareError::InvalidShareFile { ref path, .. } if *path == plain),
         "{error}"
     );
+    assert!(error.to_string().contains("not an age file"), "{error}");
 }
 
 /// Generates an unencrypted Ed25519 key with ssh-keygen; `None` when it is not installed.
