@@ -7,6 +7,8 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
+use sha2::{Digest, Sha256};
+
 use common::{
     CeremonyFolder, SOFTHSM_MODULE, files_under, fleet_ceremony, run_tool_ok, snapshot,
     stderr_text, stdout_text, write_softhsm_conf,
@@ -388,4 +390,62 @@ fn error_names_cause_once() {
     assert_failed_with(&output, &["missing.yaml", "(os error 2)"]);
     let stderr = stderr_text(&output);
     assert_eq!(stderr.matches("(os error 2)").count(), 1, "{stderr}");
+}
+
+#[test]
+fn finish_rejects_document_changed_after_run() {
+    let folder = CeremonyFolder::new(|text| key_file_signer(one_member(ed25519(text))));
+    let work = folder.path("ceremony/demo-fleet");
+    let run = folder.run(&["run", "runbook.yaml", "--yes"]);
+    assert_eq!(run.status.code(), Some(4), "{}", stderr_text(&run));
+
+    // Someone with the work folder changes the document and the request to match it.
+    let document_path = work.join("fleet-key.json");
+    let mut document: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&document_path).unwrap()).unwrap();
+    document["members"][0]["site"] = serde_json::Value::from("Elsewhere");
+    let mut bytes = serde_json::to_vec_pretty(&document).unwrap();
+    bytes.push(b'\n');
+    std::fs::write(&document_path, &bytes).unwrap();
+    let request_path = work.join("signing-request.json");
+    let mut request: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&request_path).unwrap()).unwrap();
+    request["document_sha256"] = serde_json::Value::from(hex::encode(Sha256::digest(&bytes)));
+    let mut request_bytes = serde_json::to_vec_pretty(&request).unwrap();
+    request_bytes.push(b'\n');
+    std::fs::write(&request_path, request_bytes).unwrap();
+
+    let sign = folder.run(&[
+        "bundle",
+        "sign",
+        "--request",
+        "ceremony/demo-fleet/signing-request.json",
+        "--document",
+        "ceremony/demo-fleet/fleet-key.json",
+        "--key",
+        "auditor-key.pem",
+        "--out",
+        "ceremony/demo-fleet/auditor-signature.json",
+    ]);
+    assert!(sign.status.success(), "{}", stderr_text(&sign));
+    let countersign = folder.run(&["bundle", "countersign", "runbook.yaml"]);
+    assert!(
+        countersign.status.success(),
+        "{}",
+        stderr_text(&countersign)
+    );
+
+    let finish = folder.run(&["run", "runbook.yaml"]);
+    assert_failed_with(
+        &finish,
+        &["fleet-key.json", "changed after the run wrote it"],
+    );
+    assert!(!folder.path("evidence/demo-fleet").exists());
+
+    // A changed runbook is caught the same way.
+    let runbook = folder.path("runbook.yaml");
+    let text = std::fs::read_to_string(&runbook).unwrap();
+    std::fs::write(&runbook, format!("{text}# edited\n")).unwrap();
+    let finish = folder.run(&["run", "runbook.yaml"]);
+    assert_failed_with(&finish, &["runbook", "changed since"]);
 }

@@ -50,6 +50,7 @@ pub fn finish(runbook: &Runbook) -> Result<Outcome, CeremonyError> {
 
     let document_path = runbook.outputs.fleet_key_document();
     let document_bytes = read(&document_path)?;
+    check_against_transcript(runbook, &document_path, &document_bytes)?;
     let request_path = runbook.outputs.signing_request();
     let request = SigningRequest::from_json_bytes(&read(&request_path)?)
         .map_err(|error| invalid(&request_path, error))?;
@@ -117,6 +118,71 @@ pub fn finish(runbook: &Runbook) -> Result<Outcome, CeremonyError> {
     Ok(Outcome::Written {
         evidence: evidence_dir,
     })
+}
+
+/// Checks that the runbook and the fleet-key document are the ones the run recorded in
+/// the transcript. The work folder passes through other hands between the two halves of
+/// a run, and the signing request beside the document could have been changed with it.
+fn check_against_transcript(
+    runbook: &Runbook,
+    document_path: &Path,
+    document_bytes: &[u8],
+) -> Result<(), CeremonyError> {
+    let transcript_path = runbook.outputs.transcript();
+    let transcript = Transcript::open(&transcript_path)?;
+    let recorded = |action: &str, field: &str| {
+        transcript
+            .records()
+            .iter()
+            .rev()
+            .find(|record| record.action == action)
+            .map(|record| {
+                (
+                    record.seq,
+                    record.details[field].as_str().map(str::to_owned),
+                )
+            })
+    };
+    let changed = |path: &Path, message: String| CeremonyError::Invalid {
+        path: path.to_path_buf(),
+        message,
+    };
+
+    let runbook_sha256 = runbook.sha256();
+    match recorded(super::progress::action::STARTED, "runbook_sha256") {
+        Some((_, Some(sha256))) if sha256 == runbook_sha256 => {}
+        Some((seq, found)) => {
+            return Err(changed(
+                &runbook.path,
+                format!(
+                    "the runbook has SHA-256 {runbook_sha256}, but transcript record {seq} started the ceremony with {}; the runbook changed since\nhint: restore the runbook the ceremony started with",
+                    found.unwrap_or_else(|| "no digest".to_owned())
+                ),
+            ));
+        }
+        None => {
+            return Err(changed(
+                &transcript_path,
+                "the transcript has no start record".to_owned(),
+            ));
+        }
+    }
+
+    let document_sha256 = sha256_hex(document_bytes);
+    match recorded(super::progress::action::DOCUMENT_WRITTEN, "sha256") {
+        Some((_, Some(sha256))) if sha256 == document_sha256 => Ok(()),
+        Some((seq, found)) => Err(changed(
+            document_path,
+            format!(
+                "SHA-256 is {document_sha256}, but transcript record {seq} wrote the document with {}; the document changed after the run wrote it\nhint: restore the fleet-key document the run wrote, and have the auditor sign that one",
+                found.unwrap_or_else(|| "no digest".to_owned())
+            ),
+        )),
+        None => Err(changed(
+            &transcript_path,
+            "the transcript records no fleet-key document\nhint: run the ceremony with --resume to finish its HSM part".to_owned(),
+        )),
+    }
 }
 
 /// Assembles the bundle from the work folder: the document and both signatures, the log's
