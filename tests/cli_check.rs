@@ -449,3 +449,56 @@ fn finish_rejects_document_changed_after_run() {
     let finish = folder.run(&["run", "runbook.yaml"]);
     assert_failed_with(&finish, &["runbook", "changed since"]);
 }
+
+#[test]
+fn sign_with_log_checks_outputs_before_logging() {
+    let folder = CeremonyFolder::new(|text| key_file_signer(one_member(ed25519(text))));
+    let run = folder.run(&["run", "runbook.yaml", "--yes"]);
+    assert_eq!(run.status.code(), Some(4), "{}", stderr_text(&run));
+    let init = folder.run(&[
+        "log",
+        "init",
+        "log",
+        "--origin",
+        "test.example/log",
+        "--key-out",
+        "log-key",
+    ]);
+    assert!(init.status.success(), "{}", stderr_text(&init));
+    std::fs::create_dir_all(folder.path("usb")).unwrap();
+    std::fs::write(folder.path("usb/auditor-signature.json"), b"earlier").unwrap();
+
+    let sign = |out: &str| {
+        folder.run(&[
+            "bundle",
+            "sign",
+            "--request",
+            "ceremony/demo-fleet/signing-request.json",
+            "--document",
+            "ceremony/demo-fleet/fleet-key.json",
+            "--key",
+            "auditor-key.pem",
+            "--out",
+            out,
+            "--log",
+            "log",
+            "--log-key",
+            "log-key",
+        ])
+    };
+    let refused = sign("usb/auditor-signature.json");
+    assert_failed_with(&refused, &["usb/auditor-signature.json", "exists"]);
+    assert_eq!(
+        std::fs::read(folder.path("usb/auditor-signature.json")).unwrap(),
+        b"earlier"
+    );
+
+    // Nothing was logged, so the same document can still be signed and logged.
+    let signed = sign("ceremony/demo-fleet/auditor-signature.json");
+    assert!(signed.status.success(), "{}", stderr_text(&signed));
+    assert!(
+        stderr_text(&signed).contains("logged at index 0 of 1"),
+        "{}",
+        stderr_text(&signed)
+    );
+}

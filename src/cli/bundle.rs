@@ -11,7 +11,7 @@ use crate::bundle::{
     self, AuditorSignature, Ciphersuite, FleetKeyDocument, OperatorSignature, SigningRequest,
 };
 use crate::ceremony::{AUDITOR_SIGNATURE_FILE, LOG_PROOF_FILE, OPERATOR_SIGNATURE_FILE};
-use crate::fsutil::write_new;
+use crate::fsutil::{check_absent, write_new};
 use crate::hsm::{Library, Token, sign};
 use crate::runbook::{self, Signer};
 
@@ -110,7 +110,17 @@ fn sign_request(args: &SignArgs) -> anyhow::Result<u8> {
         u64::try_from(Utc::now().timestamp_millis()).context("the system clock is before 1970")?;
     let signature =
         bundle::sign_request(&request, &document_bytes, &key, ciphersuite, timestamp_ms)?;
-    // Log before writing the signature, so a rejected append leaves no signature behind.
+    // A logged digest can never be logged again, so the outputs are checked before the
+    // append, and the signature is written only after it.
+    let proof_path = args
+        .out
+        .parent()
+        .unwrap_or(std::path::Path::new("."))
+        .join(LOG_PROOF_FILE);
+    check_absent(&args.out)?;
+    if args.log.is_some() {
+        check_absent(&proof_path)?;
+    }
     let log_proof = match (&args.log, &args.log_key) {
         (Some(dir), Some(log_key)) => Some(log_statement(dir, log_key, &signature, &key)?),
         _ => None,
@@ -121,11 +131,7 @@ fn sign_request(args: &SignArgs) -> anyhow::Result<u8> {
         signature.key_id
     );
     if let Some(proof) = log_proof {
-        let path = args
-            .out
-            .parent()
-            .unwrap_or(std::path::Path::new("."))
-            .join(LOG_PROOF_FILE);
+        let path = proof_path;
         write_new(&path, &proof.to_json_bytes(), false)?;
         eprintln!(
             "logged at index {} of {}; checkpoint and proof written to {}",
