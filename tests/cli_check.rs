@@ -502,3 +502,61 @@ fn sign_with_log_checks_outputs_before_logging() {
         stderr_text(&signed)
     );
 }
+
+#[test]
+fn finish_rejects_stale_log_proof() {
+    let folder = CeremonyFolder::new(|text| key_file_signer(one_member(ed25519(text))));
+    let run = folder.run(&["run", "runbook.yaml", "--yes"]);
+    assert_eq!(run.status.code(), Some(4), "{}", stderr_text(&run));
+    let init = folder.run(&[
+        "log",
+        "init",
+        "log",
+        "--origin",
+        "test.example/log",
+        "--key-out",
+        "log-key",
+    ]);
+    assert!(init.status.success(), "{}", stderr_text(&init));
+    let sign = |log: bool| {
+        let mut args = vec![
+            "bundle",
+            "sign",
+            "--request",
+            "ceremony/demo-fleet/signing-request.json",
+            "--document",
+            "ceremony/demo-fleet/fleet-key.json",
+            "--key",
+            "auditor-key.pem",
+            "--out",
+            "ceremony/demo-fleet/auditor-signature.json",
+        ];
+        if log {
+            args.extend(["--log", "log", "--log-key", "log-key"]);
+        }
+        folder.run(&args)
+    };
+    let logged = sign(true);
+    assert!(logged.status.success(), "{}", stderr_text(&logged));
+
+    // The auditor signs again without the log: the proof beside it is now stale.
+    std::fs::rename(
+        folder.path("ceremony/demo-fleet/auditor-signature.json"),
+        folder.path("first-signature.json"),
+    )
+    .unwrap();
+    // Ed25519 signing is deterministic, so the new statement needs a later timestamp (ms).
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    let resigned = sign(false);
+    assert!(resigned.status.success(), "{}", stderr_text(&resigned));
+    let countersign = folder.run(&["bundle", "countersign", "runbook.yaml"]);
+    assert!(
+        countersign.status.success(),
+        "{}",
+        stderr_text(&countersign)
+    );
+
+    let finish = folder.run(&["run", "runbook.yaml"]);
+    assert_failed_with(&finish, &["log-proof.json", "does not prove this bundle"]);
+    assert!(!folder.path("evidence/demo-fleet").exists());
+}

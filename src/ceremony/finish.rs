@@ -200,6 +200,14 @@ pub(super) fn assemble_bundle(
         let proof = LogProof::from_json_bytes(&read(&log_proof_path)?)
             .map_err(|error| invalid(&log_proof_path, error))?;
         bundle.attach_log_proof(&proof);
+        bundle::verify_log::check_own_inclusion(&bundle).map_err(|reason| {
+            CeremonyError::Invalid {
+                path: log_proof_path.clone(),
+                message: format!(
+                    "it does not prove this bundle's auditor statement: {reason}\nhint: a proof left from an earlier signature is stale; move it aside, or log this statement with `log append` and use its proof"
+                ),
+            }
+        })?;
     }
     bundle.signoffs = read_signoffs(&work.join(SIGNOFF_DIR))?;
     Ok(bundle)
