@@ -224,3 +224,46 @@ fn forged_countersignature_fails() {
         "{report}"
     );
 }
+
+#[test]
+fn document_breaking_format_rules_fails_fields() {
+    type Edit = fn(&mut fleet_ceremony::bundle::FleetKeyDocument);
+    let cases: [(&str, Edit); 12] = [
+        ("fleet_id", |d| d.fleet_id = "Fleet-EU".into()),
+        ("fleet_id", |d| d.fleet_id = "a".repeat(65)),
+        ("namespace", |d| {
+            d.namespace = "fleet\u{1b}[2K.example".into()
+        }),
+        ("keys[0].label", |d| {
+            d.keys[0].label = "key\nread aloud: x".into()
+        }),
+        ("keys[0].role", |d| d.keys[0].role = "backup".into()),
+        ("members[0].site", |d| {
+            d.members[0].site = "Zurich \u{202e}HC".into()
+        }),
+        ("members", |d| d.members.clear()),
+        ("members", |d| d.members[0].origin = false),
+        ("members[0].key_attributes", |d| {
+            d.members[0]
+                .key_attributes
+                .insert("CKA_EXTRACTABLE".into(), serde_json::json!(true));
+        }),
+        ("custodians.threshold", |d| d.custodians.threshold = 4),
+        ("custodians.names", |d| {
+            d.custodians.names[1] = "alice".into()
+        }),
+        ("runbook_sha256", |d| d.runbook_sha256 = "AB".repeat(32)),
+    ];
+    let parties = Parties::random();
+    for (field, edit) in cases {
+        let mut document = sample_document();
+        edit(&mut document);
+        let error = document.check_fields().unwrap_err();
+        assert!(error.to_string().contains(field), "{field}: {error}");
+
+        let bundle = parties.bundle_unchecked(&document.to_json_bytes());
+        let report = verify_bundle_bytes(&bundle.to_json_bytes(), &parties.trust());
+        assert_eq!(failed_check(&report), CHECK_DOCUMENT_FIELDS, "{field}");
+    }
+    sample_document().check_fields().unwrap();
+}

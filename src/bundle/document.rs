@@ -78,6 +78,14 @@ pub enum DocumentError {
         /// Hex SHA-256 of the SPKI DER.
         computed: String,
     },
+    /// A field breaks a rule of the document format.
+    #[error("fleet-key document field {field}: {reason}")]
+    Field {
+        /// The field, such as `fleet_id` or `members[1].site`.
+        field: String,
+        /// The rule it breaks.
+        reason: String,
+    },
 }
 
 /// The fleet-key document: which fleet keys the ceremony made, on which HSMs, with which
@@ -297,6 +305,147 @@ impl FleetKeyDocument {
         Ok(document)
     }
 
+    /// Checks the fields against the rules of the document format: the fleet id's
+    /// characters, no control or bidirectional formatting characters in any text (they
+    /// could disguise what an auditor reads on a terminal), one `fleet` role per key,
+    /// members with unique names and exactly one origin, copies that are not
+    /// extractable, a custodian threshold from 2 to the number of distinct custodians,
+    /// and lowercase hex digests.
+    pub fn check_fields(&self) -> Result<(), DocumentError> {
+        let bad = |field: String, reason: &str| DocumentError::Field {
+            field,
+            reason: reason.to_owned(),
+        };
+        let fleet_id_ok = (1..=64).contains(&self.fleet_id.len())
+            && self
+                .fleet_id
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if !fleet_id_ok {
+            return Err(bad(
+                "fleet_id".into(),
+                "must be 1 to 64 characters of a-z, 0-9 and -",
+            ));
+        }
+        if self.epoch == 0 {
+            return Err(bad("epoch".into(), "epochs start at 1"));
+        }
+        let mut texts: Vec<(String, &str)> = vec![
+            ("namespace".into(), &self.namespace),
+            ("tool".into(), &self.tool),
+        ];
+        for (index, key) in self.keys.iter().enumerate() {
+            if key.role != "fleet" {
+                return Err(bad(format!("keys[{index}].role"), "must be \"fleet\""));
+            }
+            texts.push((format!("keys[{index}].label"), &key.label));
+        }
+        for (index, member) in self.members.iter().enumerate() {
+            for (name, value) in [
+                ("name", &member.name),
+                ("site", &member.site),
+                ("token_label", &member.token_label),
+                ("token_serial", &member.token_serial),
+                ("model", &member.model),
+                ("manufacturer", &member.manufacturer),
+            ] {
+                texts.push((format!("members[{index}].{name}"), value));
+            }
+        }
+        for (index, name) in self.custodians.names.iter().enumerate() {
+            texts.push((format!("custodians.names[{index}]"), name));
+        }
+        for (field, value) in &texts {
+            if value.is_empty() && !field.ends_with("token_serial") {
+                return Err(bad(field.clone(), "must not be empty"));
+            }
+            if value.chars().any(disguising_char) {
+                return Err(bad(
+                    field.clone(),
+                    "contains a control or bidirectional formatting character",
+                ));
+            }
+        }
+        self.check_members()?;
+        self.check_custodians()?;
+        for (field, value) in [
+            ("transcript_sha256", &self.transcript_sha256),
+            ("runbook_sha256", &self.runbook_sha256),
+        ] {
+            let hex_ok = value.len() == 64
+                && value
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+            if !hex_ok {
+                return Err(bad(field.into(), "must be 64 lowercase hex digits"));
+            }
+        }
+        Ok(())
+    }
+
+    fn check_members(&self) -> Result<(), DocumentError> {
+        let bad = |field: &str, reason: String| DocumentError::Field {
+            field: field.to_owned(),
+            reason,
+        };
+        if self.members.is_empty() {
+            return Err(bad("members", "the document lists no member".into()));
+        }
+        let origins = self.members.iter().filter(|member| member.origin).count();
+        if origins != 1 {
+            return Err(bad(
+                "members",
+                format!("{origins} members are marked origin; exactly one generated the key"),
+            ));
+        }
+        let mut names: Vec<&str> = self.members.iter().map(|m| m.name.as_str()).collect();
+        names.sort_unstable();
+        if let Some(pair) = names.windows(2).find(|pair| pair[0] == pair[1]) {
+            return Err(bad(
+                "members",
+                format!("member {:?} is listed twice", pair[0]),
+            ));
+        }
+        let trusted_wrap = self
+            .keys
+            .iter()
+            .any(|key| key.growth.as_deref() == Some(GROWTH_TRUSTED_WRAP));
+        for (index, member) in self.members.iter().enumerate() {
+            let extractable = member.key_attributes.get("CKA_EXTRACTABLE")
+                == Some(&serde_json::Value::Bool(true));
+            if extractable && !(member.origin && trusted_wrap) {
+                return Err(bad(
+                    &format!("members[{index}].key_attributes"),
+                    "CKA_EXTRACTABLE is true; only the origin of a trusted-wrap fleet keeps an extractable copy".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn check_custodians(&self) -> Result<(), DocumentError> {
+        let mut names: Vec<&str> = self.custodians.names.iter().map(String::as_str).collect();
+        names.sort_unstable();
+        names.dedup();
+        if names.len() != self.custodians.names.len() {
+            return Err(DocumentError::Field {
+                field: "custodians.names".into(),
+                reason: "a custodian is listed twice".into(),
+            });
+        }
+        let threshold = usize::from(self.custodians.threshold);
+        if threshold < 2 || threshold > names.len() {
+            return Err(DocumentError::Field {
+                field: "custodians.threshold".into(),
+                reason: format!(
+                    "is {threshold}; it must be from 2 to the {} custodians",
+                    names.len()
+                ),
+            });
+        }
+        Ok(())
+    }
+
     /// Parses every listed key and checks that its algorithm and fingerprint match the
     /// entry. Returns the keys in document order.
     pub fn check_keys(&self) -> Result<Vec<FleetPublicKey>, DocumentError> {
@@ -372,6 +521,16 @@ pub(crate) mod utc_time {
             .map(|time| time.with_timezone(&Utc))
             .map_err(|error| D::Error::custom(format!("invalid timestamp \"{text}\": {error}")))
     }
+}
+
+/// Returns whether `c` can change how text looks on a terminal or page without being
+/// seen: control characters, and bidirectional marks, embeddings, overrides and isolates.
+fn disguising_char(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'
+        )
 }
 
 #[cfg(test)]

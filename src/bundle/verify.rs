@@ -322,6 +322,7 @@ fn check_digest(document_bytes: &[u8], statement: &Statement) -> Outcome<()> {
 fn check_document(document_bytes: &[u8], statement: &Statement) -> Outcome<FleetKeyDocument> {
     let document =
         FleetKeyDocument::from_json_bytes(document_bytes).map_err(|error| error.to_string())?;
+    document.check_fields().map_err(|error| error.to_string())?;
     if document.namespace != statement.namespace {
         return Err(format!(
             "document namespace \"{}\" differs from statement namespace \"{}\"",

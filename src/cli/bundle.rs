@@ -84,13 +84,21 @@ fn sign_request(args: &SignArgs) -> anyhow::Result<u8> {
     document
         .check_keys()
         .with_context(|| format!("{} names an invalid fleet key", args.document.display()))?;
+    document.check_fields().with_context(|| {
+        format!(
+            "{} is not a valid fleet-key document",
+            args.document.display()
+        )
+    })?;
 
+    // Printed from the checked document, whose text fields hold no control characters;
+    // signing checks below that the request names the same values.
     eprintln!(
         "signing request for fleet {} (namespace {}, epoch {})",
-        request.fleet_id, request.namespace, request.epoch
+        document.fleet_id, document.namespace, document.epoch
     );
     eprintln!("document SHA-256: {}", request.document_sha256);
-    for key in &request.keys {
+    for key in &document.keys {
         eprintln!(
             "fleet key {} ({}): {}",
             key.label, key.algorithm, key.fingerprint
@@ -99,6 +107,22 @@ fn sign_request(args: &SignArgs) -> anyhow::Result<u8> {
             eprintln!("  read aloud: {words}");
         }
     }
+    for member in &document.members {
+        let role = if member.origin { "origin" } else { "copy" };
+        let extractable = member
+            .key_attributes
+            .get("CKA_EXTRACTABLE")
+            .map_or("not reported".to_owned(), ToString::to_string);
+        eprintln!(
+            "member {} at {}: token {} serial {}, {role}, CKA_EXTRACTABLE {extractable}",
+            member.name, member.site, member.token_label, member.token_serial
+        );
+    }
+    eprintln!(
+        "custodians: any {} of {}",
+        document.custodians.threshold,
+        document.custodians.names.join(", ")
+    );
 
     let key = bundle::read_ed25519_key_file(&args.key)?;
     let ciphersuite = if args.ciphersuite == "bincode" {
