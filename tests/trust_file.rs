@@ -217,3 +217,21 @@ fn same_key_for_both_parties_rejected() {
         "{error}"
     );
 }
+
+#[test]
+fn allow_unattested_accepts_only_plain_booleans() {
+    for value in ["\"yes\"", "yes", "on", "\"off\"", "1"] {
+        let text = valid_text().replacen(
+            "version: 1\n",
+            &format!("version: 1\nallow_unattested: {value}\n"),
+            1,
+        );
+        assert!(text.contains("allow_unattested"), "{text}");
+        assert!(
+            Trust::parse(&text, "trust.yaml").is_err(),
+            "allow_unattested: {value} was accepted"
+        );
+    }
+    let text = valid_text().replacen("version: 1\n", "version: 1\nallow_unattested: true\n", 1);
+    assert!(Trust::parse(&text, "trust.yaml").unwrap().allow_unattested);
+}

@@ -195,8 +195,11 @@ impl Trust {
 }
 
 fn parse_yaml(text: &str, source_name: &str) -> Result<TrustFile, TrustError> {
+    // Strict booleans: `allow_unattested` decides what a verifier accepts, so only the
+    // words true and false count, never yes, on or 1.
     let options = serde_saphyr::options! {
         duplicate_keys: DuplicateKeyPolicy::Error,
+        strict_booleans: true,
     };
     serde_saphyr::from_str_with_options(text, options).map_err(|error| {
         let position = match error.location() {
