@@ -70,3 +70,40 @@ fn published_evidence_independent_commands() {
         );
     }
 }
+
+#[test]
+fn changed_evidence_file_is_caught() {
+    let cases: [(&str, fn(&mut Vec<u8>)); 3] = [
+        ("fleet-key.pem", |bytes| bytes[40] ^= 1),
+        ("fleet-key.json", |bytes| bytes.extend_from_slice(b" ")),
+        ("transcript.jsonl", |bytes| bytes[10] ^= 1),
+    ];
+    for (name, change) in cases {
+        let temp = tempfile::tempdir().unwrap();
+        let folder = temp.path().join("demo-fleet");
+        std::fs::create_dir(&folder).unwrap();
+        let published = repository().join("evidence/demo-fleet");
+        for item in std::fs::read_dir(&published).unwrap() {
+            let path = item.unwrap().path();
+            if path.is_file() {
+                std::fs::copy(&path, folder.join(path.file_name().unwrap())).unwrap();
+            }
+        }
+        let mut bytes = std::fs::read(folder.join(name)).unwrap();
+        change(&mut bytes);
+        std::fs::write(folder.join(name), bytes).unwrap();
+
+        let output = assert_cmd::Command::cargo_bin("fleet-ceremony")
+            .unwrap()
+            .current_dir(repository())
+            .arg("verify")
+            .arg(&folder)
+            .args(["--trust", "keys-public/trust.yaml", "--allow-unattested"])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert_eq!(output.status.code(), Some(3), "{name}: {stdout}");
+        assert!(stdout.contains("FAIL  evidence files"), "{name}: {stdout}");
+        assert!(stdout.contains(name), "{name}: {stdout}");
+    }
+}

@@ -4,6 +4,7 @@ use std::fmt;
 use std::path::Path;
 
 use ed25519_dalek::Signature;
+use sha2::{Digest, Sha256};
 
 use super::attestation::check_attestation;
 use super::countersign::verify_countersignature;
@@ -34,6 +35,9 @@ pub const CHECK_OPERATOR_KEY_ID: &str = "operator key id";
 /// Name of the check of the operator's counter-signature.
 pub const CHECK_OPERATOR_COUNTERSIGNATURE: &str = "operator counter-signature";
 
+/// Name of the check that the files of an evidence folder match its bundle, run when
+/// verifying a folder.
+pub const CHECK_EVIDENCE_FILES: &str = "evidence files";
 /// Name of the check of witness sign-offs, run when the bundle carries any.
 pub const CHECK_SIGNOFFS: &str = "witness sign-offs";
 /// Name of the check that every member's key is attested by its HSM vendor, or that the
@@ -192,6 +196,16 @@ fn verify_bytes(
         return report;
     };
     if run_log_checks(&bundle, trust, options, &mut report).is_none() {
+        return report;
+    }
+    if let Some(dir) = evidence_dir
+        && record(
+            &mut report,
+            CHECK_EVIDENCE_FILES,
+            check_evidence_files(dir, &bundle, &document),
+        )
+        .is_none()
+    {
         return report;
     }
     let _ = record(
@@ -358,6 +372,73 @@ fn check_hardware_attestation(
 ) -> Outcome<()> {
     let detail = check_attestation(document, evidence_dir, trust.allow_unattested)?;
     Ok(((), detail))
+}
+
+/// Checks the files of an evidence folder that carry what the bundle signs: the document,
+/// the fleet key PEM, both raw signatures, and the transcript, whose first lines must
+/// hash to the document's `transcript_sha256`. A file the folder leaves out is not
+/// checked; readers use only the files that this check covered.
+fn check_evidence_files(dir: &Path, bundle: &Bundle, document: &FleetKeyDocument) -> Outcome<()> {
+    let document_bytes = bundle.document_bytes().map_err(|error| error.to_string())?;
+    let auditor = bundle
+        .auditor
+        .signature()
+        .map_err(|error| error.to_string())?;
+    let operator = bundle
+        .operator
+        .signature()
+        .map_err(|error| error.to_string())?;
+    let key_pem = document
+        .keys
+        .first()
+        .map(|key| key.spki_pem.as_bytes().to_vec())
+        .unwrap_or_default();
+    let expected: [(&str, Vec<u8>); 4] = [
+        ("fleet-key.json", document_bytes),
+        ("fleet-key.pem", key_pem),
+        ("auditor-signature.bin", auditor.to_bytes().to_vec()),
+        ("operator-signature.bin", operator.to_bytes().to_vec()),
+    ];
+    let mut checked = Vec::new();
+    for (name, bytes) in expected {
+        let Some(found) = read_optional(&dir.join(name))? else {
+            continue;
+        };
+        if found != bytes {
+            return Err(format!(
+                "{name} in {} differs from what the bundle signs",
+                dir.display()
+            ));
+        }
+        checked.push(name);
+    }
+    if let Some(transcript) = read_optional(&dir.join("transcript.jsonl"))? {
+        let mut hasher = Sha256::new();
+        let prefix_matches = transcript
+            .split_inclusive(|byte| *byte == b'\n')
+            .any(|line| {
+                hasher.update(line);
+                hex::encode(hasher.clone().finalize()) == document.transcript_sha256
+            });
+        if !prefix_matches {
+            return Err(format!(
+                "no first lines of transcript.jsonl in {} hash to the document's transcript SHA-256 {}",
+                dir.display(),
+                document.transcript_sha256
+            ));
+        }
+        checked.push("transcript.jsonl");
+    }
+    Ok(((), format!("{} match the bundle", checked.join(", "))))
+}
+
+/// Reads `path`, or returns `None` when it does not exist.
+fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, String> {
+    match std::fs::read(path) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(error) => Err(format!("cannot read {}: {error}", path.display())),
+    }
 }
 
 fn check_key_id(found: &str, pinned: &str, role: &str) -> Outcome<()> {
