@@ -73,7 +73,8 @@ fn published_evidence_independent_commands() {
 
 #[test]
 fn changed_evidence_file_is_caught() {
-    let cases: [(&str, fn(&mut Vec<u8>)); 3] = [
+    type Change = fn(&mut Vec<u8>);
+    let cases: [(&str, Change); 3] = [
         ("fleet-key.pem", |bytes| bytes[40] ^= 1),
         ("fleet-key.json", |bytes| bytes.extend_from_slice(b" ")),
         ("transcript.jsonl", |bytes| bytes[10] ^= 1),
