@@ -525,7 +525,7 @@ pub(crate) mod utc_time {
 
 /// Returns whether `c` can change how text looks on a terminal or page without being
 /// seen: control characters, and bidirectional marks, embeddings, overrides and isolates.
-fn disguising_char(c: char) -> bool {
+pub fn disguising_char(c: char) -> bool {
     c.is_control()
         || matches!(
             c,

@@ -186,6 +186,14 @@ impl Checker<'_> {
             let message = format!("{text:?} contains a control character");
             return Err(self.invalid(field, value, message, None));
         }
+        // The fleet-key document rejects these too, so the auditor would refuse to sign.
+        if let Some(c) = text.chars().find(|c| crate::bundle::document::disguising_char(*c)) {
+            let message = format!(
+                "{text:?} contains the bidirectional formatting character U+{:04X}, which changes how text is shown",
+                u32::from(c)
+            );
+            return Err(self.invalid(field, value, message, Some("remove the character")));
+        }
         if text.trim() != text {
             let message = format!("{text:?} has leading or trailing spaces");
             return Err(self.invalid(field, value, message, Some("remove the spaces")));
