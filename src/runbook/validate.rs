@@ -187,7 +187,10 @@ impl Checker<'_> {
             return Err(self.invalid(field, value, message, None));
         }
         // The fleet-key document rejects these too, so the auditor would refuse to sign.
-        if let Some(c) = text.chars().find(|c| crate::bundle::document::disguising_char(*c)) {
+        if let Some(c) = text
+            .chars()
+            .find(|c| crate::bundle::document::disguising_char(*c))
+        {
             let message = format!(
                 "{text:?} contains the bidirectional formatting character U+{:04X}, which changes how text is shown",
                 u32::from(c)
