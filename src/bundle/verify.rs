@@ -429,6 +429,12 @@ fn check_evidence_files(dir: &Path, bundle: &Bundle, document: &FleetKeyDocument
         }
         checked.push("transcript.jsonl");
     }
+    if checked.is_empty() {
+        return Ok((
+            (),
+            "the folder holds no published copies of the signed files to compare".to_owned(),
+        ));
+    }
     Ok(((), format!("{} match the bundle", checked.join(", "))))
 }
 
