@@ -560,3 +560,46 @@ fn finish_rejects_stale_log_proof() {
     assert_failed_with(&finish, &["log-proof.json", "does not prove this bundle"]);
     assert!(!folder.path("evidence/demo-fleet").exists());
 }
+
+#[test]
+fn finish_retry_records_bundle_once() {
+    let folder = CeremonyFolder::new(|text| key_file_signer(one_member(ed25519(text))));
+    let run = folder.run(&["run", "runbook.yaml", "--yes"]);
+    assert_eq!(run.status.code(), Some(4), "{}", stderr_text(&run));
+    let sign = folder.run(&[
+        "bundle",
+        "sign",
+        "--request",
+        "ceremony/demo-fleet/signing-request.json",
+        "--document",
+        "ceremony/demo-fleet/fleet-key.json",
+        "--key",
+        "auditor-key.pem",
+        "--out",
+        "ceremony/demo-fleet/auditor-signature.json",
+    ]);
+    assert!(sign.status.success(), "{}", stderr_text(&sign));
+    let countersign = folder.run(&["bundle", "countersign", "runbook.yaml"]);
+    assert!(
+        countersign.status.success(),
+        "{}",
+        stderr_text(&countersign)
+    );
+
+    let transcript = folder.path("ceremony/demo-fleet/transcript.jsonl");
+    let before = std::fs::read(&transcript).unwrap();
+    std::fs::create_dir_all(folder.path("evidence/demo-fleet")).unwrap();
+    let blocked = folder.run(&["run", "runbook.yaml"]);
+    assert_failed_with(&blocked, &["evidence/demo-fleet", "exists already"]);
+    assert_eq!(std::fs::read(&transcript).unwrap(), before);
+
+    std::fs::remove_dir(folder.path("evidence/demo-fleet")).unwrap();
+    let finish = folder.run(&["run", "runbook.yaml"]);
+    assert!(finish.status.success(), "{}", stderr_text(&finish));
+    let text = std::fs::read_to_string(&transcript).unwrap();
+    let verified = text
+        .lines()
+        .filter(|line| line.contains("\"action\":\"bundle verified\""))
+        .count();
+    assert_eq!(verified, 1, "{text}");
+}

@@ -77,18 +77,34 @@ pub fn finish(runbook: &Runbook) -> Result<Outcome, CeremonyError> {
         return Err(CeremonyError::BundleRejected { report });
     }
 
-    let mut transcript = Transcript::open(&runbook.outputs.transcript())?;
-    transcript.append(
-        "bundle verified",
-        json!({
-            "auditor_key_id": auditor.key_id,
-            "auditor_timestamp_ms": auditor.timestamp_ms,
-            "operator_key_id": operator.key_id,
-            "bundle_sha256": hex::encode(bundle::document_digest(&bundle_bytes)),
-        }),
-    )?;
-
+    // Checked before the record below, so that a retry after this error adds no record.
     let evidence_dir = runbook.outputs.fleet_evidence_dir(&runbook.fleet.id);
+    if evidence_dir.exists() {
+        return Err(CeremonyError::Invalid {
+            path: evidence_dir,
+            message: "the evidence folder exists already, and evidence is never overwritten\nhint: move the folder aside, then run again".to_owned(),
+        });
+    }
+
+    let mut transcript = Transcript::open(&runbook.outputs.transcript())?;
+    let bundle_sha256 = hex::encode(bundle::document_digest(&bundle_bytes));
+    // A run interrupted after this record and retried records the same bundle once.
+    let recorded = transcript.records().iter().any(|record| {
+        record.action == super::progress::action::BUNDLE_VERIFIED
+            && record.details["bundle_sha256"] == bundle_sha256.as_str()
+    });
+    if !recorded {
+        transcript.append(
+            super::progress::action::BUNDLE_VERIFIED,
+            json!({
+                "auditor_key_id": auditor.key_id,
+                "auditor_timestamp_ms": auditor.timestamp_ms,
+                "operator_key_id": operator.key_id,
+                "bundle_sha256": bundle_sha256,
+            }),
+        )?;
+    }
+
     let transcript_bytes = read(&runbook.outputs.transcript())?;
     let inputs = EvidenceInputs {
         document_bytes,
