@@ -79,6 +79,41 @@ fn assert_failed_with(output: &std::process::Output, parts: &[&str]) {
     }
 }
 
+/// Runs the auditor's `bundle sign` on the ceremony's request, writing the signature to
+/// `out`, and with `log` appending to the log that [`init_log`] made.
+fn auditor_sign(folder: &CeremonyFolder, out: &str, log: bool) -> std::process::Output {
+    let mut args = vec![
+        "bundle",
+        "sign",
+        "--request",
+        "ceremony/demo-fleet/signing-request.json",
+        "--document",
+        "ceremony/demo-fleet/fleet-key.json",
+        "--key",
+        "auditor-key.pem",
+        "--out",
+        out,
+    ];
+    if log {
+        args.extend(["--log", "log", "--log-key", "log-key"]);
+    }
+    folder.run(&args)
+}
+
+/// Creates the auditor's log in the folder's `log`, with its key in `log-key`.
+fn init_log(folder: &CeremonyFolder) {
+    let init = folder.run(&[
+        "log",
+        "init",
+        "log",
+        "--origin",
+        "test.example/log",
+        "--key-out",
+        "log-key",
+    ]);
+    assert!(init.status.success(), "{}", stderr_text(&init));
+}
+
 #[test]
 fn check_rejects_fixtures() {
     // The fixtures name files relative to the crate root, as tests/runbook.rs reads them.
@@ -231,18 +266,7 @@ fn run_single_ed25519_member() {
     assert!(check.status.success(), "{}", stderr_text(&check));
     let run = folder.run(&["run", "runbook.yaml", "--yes"]);
     assert_eq!(run.status.code(), Some(4), "{}", stderr_text(&run));
-    let sign = folder.run(&[
-        "bundle",
-        "sign",
-        "--request",
-        &format!("{work}/signing-request.json"),
-        "--document",
-        &format!("{work}/fleet-key.json"),
-        "--key",
-        "auditor-key.pem",
-        "--out",
-        &format!("{work}/auditor-signature.json"),
-    ]);
+    let sign = auditor_sign(&folder, &format!("{work}/auditor-signature.json"), false);
     assert!(sign.status.success(), "{}", stderr_text(&sign));
     let countersign = folder.run(&["bundle", "countersign", "runbook.yaml"]);
     assert!(
@@ -335,18 +359,7 @@ fn countersign_rejects_wrong_pin() {
     let run = folder.run(&["run", "runbook.yaml", "--yes"]);
     assert_eq!(run.status.code(), Some(4), "{}", stderr_text(&run));
     let work = "ceremony/demo-fleet";
-    let sign = folder.run(&[
-        "bundle",
-        "sign",
-        "--request",
-        &format!("{work}/signing-request.json"),
-        "--document",
-        &format!("{work}/fleet-key.json"),
-        "--key",
-        "auditor-key.pem",
-        "--out",
-        &format!("{work}/auditor-signature.json"),
-    ]);
+    let sign = auditor_sign(&folder, &format!("{work}/auditor-signature.json"), false);
     assert!(sign.status.success(), "{}", stderr_text(&sign));
     let spy_log = folder.path("spy.log");
     let countersign = |pin: &str| {
@@ -415,18 +428,7 @@ fn finish_rejects_document_changed_after_run() {
     request_bytes.push(b'\n');
     std::fs::write(&request_path, request_bytes).unwrap();
 
-    let sign = folder.run(&[
-        "bundle",
-        "sign",
-        "--request",
-        "ceremony/demo-fleet/signing-request.json",
-        "--document",
-        "ceremony/demo-fleet/fleet-key.json",
-        "--key",
-        "auditor-key.pem",
-        "--out",
-        "ceremony/demo-fleet/auditor-signature.json",
-    ]);
+    let sign = auditor_sign(&folder, "ceremony/demo-fleet/auditor-signature.json", false);
     assert!(sign.status.success(), "{}", stderr_text(&sign));
     let countersign = folder.run(&["bundle", "countersign", "runbook.yaml"]);
     assert!(
@@ -455,37 +457,11 @@ fn sign_with_log_checks_outputs_before_logging() {
     let folder = CeremonyFolder::new(|text| key_file_signer(one_member(ed25519(text))));
     let run = folder.run(&["run", "runbook.yaml", "--yes"]);
     assert_eq!(run.status.code(), Some(4), "{}", stderr_text(&run));
-    let init = folder.run(&[
-        "log",
-        "init",
-        "log",
-        "--origin",
-        "test.example/log",
-        "--key-out",
-        "log-key",
-    ]);
-    assert!(init.status.success(), "{}", stderr_text(&init));
+    init_log(&folder);
     std::fs::create_dir_all(folder.path("usb")).unwrap();
     std::fs::write(folder.path("usb/auditor-signature.json"), b"earlier").unwrap();
 
-    let sign = |out: &str| {
-        folder.run(&[
-            "bundle",
-            "sign",
-            "--request",
-            "ceremony/demo-fleet/signing-request.json",
-            "--document",
-            "ceremony/demo-fleet/fleet-key.json",
-            "--key",
-            "auditor-key.pem",
-            "--out",
-            out,
-            "--log",
-            "log",
-            "--log-key",
-            "log-key",
-        ])
-    };
+    let sign = |out: &str| auditor_sign(&folder, out, true);
     let refused = sign("usb/auditor-signature.json");
     assert_failed_with(&refused, &["usb/auditor-signature.json", "exists"]);
     assert_eq!(
@@ -508,34 +484,8 @@ fn finish_rejects_stale_log_proof() {
     let folder = CeremonyFolder::new(|text| key_file_signer(one_member(ed25519(text))));
     let run = folder.run(&["run", "runbook.yaml", "--yes"]);
     assert_eq!(run.status.code(), Some(4), "{}", stderr_text(&run));
-    let init = folder.run(&[
-        "log",
-        "init",
-        "log",
-        "--origin",
-        "test.example/log",
-        "--key-out",
-        "log-key",
-    ]);
-    assert!(init.status.success(), "{}", stderr_text(&init));
-    let sign = |log: bool| {
-        let mut args = vec![
-            "bundle",
-            "sign",
-            "--request",
-            "ceremony/demo-fleet/signing-request.json",
-            "--document",
-            "ceremony/demo-fleet/fleet-key.json",
-            "--key",
-            "auditor-key.pem",
-            "--out",
-            "ceremony/demo-fleet/auditor-signature.json",
-        ];
-        if log {
-            args.extend(["--log", "log", "--log-key", "log-key"]);
-        }
-        folder.run(&args)
-    };
+    init_log(&folder);
+    let sign = |log: bool| auditor_sign(&folder, "ceremony/demo-fleet/auditor-signature.json", log);
     let logged = sign(true);
     assert!(logged.status.success(), "{}", stderr_text(&logged));
 
@@ -566,18 +516,7 @@ fn finish_retry_records_bundle_once() {
     let folder = CeremonyFolder::new(|text| key_file_signer(one_member(ed25519(text))));
     let run = folder.run(&["run", "runbook.yaml", "--yes"]);
     assert_eq!(run.status.code(), Some(4), "{}", stderr_text(&run));
-    let sign = folder.run(&[
-        "bundle",
-        "sign",
-        "--request",
-        "ceremony/demo-fleet/signing-request.json",
-        "--document",
-        "ceremony/demo-fleet/fleet-key.json",
-        "--key",
-        "auditor-key.pem",
-        "--out",
-        "ceremony/demo-fleet/auditor-signature.json",
-    ]);
+    let sign = auditor_sign(&folder, "ceremony/demo-fleet/auditor-signature.json", false);
     assert!(sign.status.success(), "{}", stderr_text(&sign));
     let countersign = folder.run(&["bundle", "countersign", "runbook.yaml"]);
     assert!(

@@ -213,6 +213,17 @@ pub fn public_key_pem(
     read_public_key(session, token, label, public, algorithm).map(|key| key.spki_pem)
 }
 
+/// Finds the one public key labelled `label` and reads it as [`read_public_key`] does.
+pub fn find_public_key(
+    session: &Session,
+    token: &Token,
+    label: &str,
+    algorithm: KeyAlgorithm,
+) -> Result<PublicKey, HsmError> {
+    let public = find_one(session, token, label, ObjectClass::PUBLIC_KEY)?;
+    read_public_key(session, token, label, public, algorithm)
+}
+
 /// Reads CKA_EC_PARAMS and CKA_EC_POINT of `public`, checks that they name `algorithm`'s
 /// curve and a point on it, and returns them with the key's PEM encoding.
 pub fn read_public_key(

@@ -477,18 +477,10 @@ fn copy_key(
         ObjectClass::PRIVATE_KEY,
     )
     .map_err(QuorumError::hsm(step, &source.name))?;
-    let public = keys::find_one(
+    let public_key = keys::find_public_key(
         &source_session,
         &source_token,
         &add.key_label,
-        ObjectClass::PUBLIC_KEY,
-    )
-    .map_err(QuorumError::hsm(step, &source.name))?;
-    let public_key = keys::read_public_key(
-        &source_session,
-        &source_token,
-        &add.key_label,
-        public,
         KeyAlgorithm::EcdsaP256,
     )
     .map_err(QuorumError::hsm(step, &source.name))?;

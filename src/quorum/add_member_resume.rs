@@ -313,18 +313,10 @@ fn check_recorded_copy(
     let source_session = source_token
         .login_user(&recovered_source_pins(add, credentials)?.user_pin)
         .map_err(QuorumError::hsm(CHECK_STEP, &source.name))?;
-    let public = keys::find_one(
+    let public_key = keys::find_public_key(
         &source_session,
         &source_token,
         &add.key_label,
-        ObjectClass::PUBLIC_KEY,
-    )
-    .map_err(QuorumError::hsm(CHECK_STEP, &source.name))?;
-    let public_key = keys::read_public_key(
-        &source_session,
-        &source_token,
-        &add.key_label,
-        public,
         KeyAlgorithm::EcdsaP256,
     )
     .map_err(QuorumError::hsm(CHECK_STEP, &source.name))?;
