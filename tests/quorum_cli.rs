@@ -382,44 +382,20 @@ fn add_member_copies_wrappable_key() {
     assert!(transcript.contains("\"fleet key replicated\""));
 }
 
-/// Members of the two-member trusted-wrap fleet, and their token labels.
-const GROWING_MEMBERS: [(&str, &str); 2] = [("bern-1", "grow-bern-1"), ("basel-1", "grow-basel-1")];
-
 /// Writes the demo runbook turned into a two-member fleet whose fleet key has `growth`, on new
 /// tokens and in new output folders of the demo folder.
 fn growing_deployment(demo: &Demo, growth: &str) -> PathBuf {
     let text = std::fs::read_to_string(demo.root.join("runbook.yaml")).unwrap();
-    let start = text.find("members:\n").unwrap();
-    let end = text.find("custodians:\n").unwrap();
-    let mut members = String::from("members:\n");
-    for (name, label) in GROWING_MEMBERS {
-        members.push_str(&format!(
-            "  - name: {name}\n    site: Bern, CH\n    token:\n      label: {label}\n    initialise: true\n"
-        ));
-    }
-    let text = format!("{}{members}{}", &text[..start], &text[end..])
-        .replacen(
-            "  label: demo-fleet-key\n",
-            &format!("  label: grow-fleet-key\n  growth: {growth}\n"),
-            1,
-        )
-        .replacen("id: demo-fleet\n", "id: grow-fleet\n", 1)
-        .replacen(
-            "work_dir: ceremony/demo-fleet",
-            "work_dir: ceremony/grow-fleet",
-            1,
-        )
-        .replacen("shares_dir: shares", "shares_dir: shares-grow", 1)
-        .replacen("evidence_dir: evidence", "evidence_dir: evidence-grow", 1);
-    assert!(text.contains(&format!("growth: {growth}")), "{text}");
-    assert!(text.contains("shares_dir: shares-grow"), "{text}");
-    demo.write(&format!("grow-{growth}.yaml"), &text)
+    demo.write(
+        &format!("grow-{growth}.yaml"),
+        &common::growing_runbook(&text, growth),
+    )
 }
 
 /// Returns an add-member runbook that copies the two-member fleet's key from bern-1 to oslo-1.
 fn growing_add_member_runbook() -> String {
     let mut members = String::from("members:\n");
-    for (name, label) in GROWING_MEMBERS {
+    for (name, label) in common::GROWING_MEMBERS {
         members.push_str(&format!(
             "  - name: {name}\n    site: Bern, CH\n    token:\n      label: {label}\n    initialise: false\n"
         ));
@@ -587,7 +563,7 @@ fn trusted_wrap_check_catches_wrong_so_pin() {
 /// Returns a retire runbook for the two original members of the trusted-wrap fleet.
 fn growing_retire_runbook() -> String {
     let mut members = String::from("members:\n");
-    for (name, label) in GROWING_MEMBERS {
+    for (name, label) in common::GROWING_MEMBERS {
         members.push_str(&format!(
             "  - name: {name}\n    site: Bern, CH\n    token:\n      label: {label}\n    initialise: false\n"
         ));

@@ -30,9 +30,6 @@ const DEMO_MEMBERS: [(&str, &str); 3] = [
     ("dublin-1", "demo-dublin-1"),
 ];
 
-/// Members of the two-member trusted-wrap fleet, and their token labels.
-const GROWING_MEMBERS: [(&str, &str); 2] = [("bern-1", "grow-bern-1"), ("basel-1", "grow-basel-1")];
-
 const HEADER: &str = "version: 1\nfleet:\n  namespace: backup.example.com/fleets\n  epoch: 1\n";
 
 /// A folder with SoftHSM tokens and the demo's files.
@@ -235,7 +232,7 @@ fn rotate_runbook() -> String {
 fn add_member_runbook() -> String {
     format!(
         "{HEADER}  id: grow-fleet\nkind: add-member\nfleet_key:\n  algorithm: ecdsa-p256\n  label: {GROW_KEY}\n{}source: bern-1\nnew_member:\n  name: oslo-1\n  site: Oslo, NO\n  token:\n    label: {NEW_TOKEN}\n  initialise: true\n{}outputs:\n  work_dir: ceremony/add\n  shares_dir: shares-new\n",
-        members_yaml(&GROWING_MEMBERS),
+        members_yaml(&common::GROWING_MEMBERS),
         custodians_yaml(2)
     )
 }
@@ -244,30 +241,7 @@ fn add_member_runbook() -> String {
 /// on new tokens and in new output folders.
 fn trusted_wrap_deployment(demo: &Folder) -> String {
     let text = std::fs::read_to_string(demo.root.join("runbook.yaml")).unwrap();
-    let start = text.find("members:\n").unwrap();
-    let end = text.find("custodians:\n").unwrap();
-    let mut members = String::from("members:\n");
-    for (name, label) in GROWING_MEMBERS {
-        members.push_str(&format!(
-            "  - name: {name}\n    site: Bern, CH\n    token:\n      label: {label}\n    initialise: true\n"
-        ));
-    }
-    let text = format!("{}{members}{}", &text[..start], &text[end..])
-        .replacen(
-            "  label: demo-fleet-key\n",
-            &format!("  label: {GROW_KEY}\n  growth: trusted-wrap\n"),
-            1,
-        )
-        .replacen("id: demo-fleet\n", "id: grow-fleet\n", 1)
-        .replacen(
-            "work_dir: ceremony/demo-fleet",
-            "work_dir: ceremony/grow-fleet",
-            1,
-        )
-        .replacen("shares_dir: shares", "shares_dir: shares-grow", 1)
-        .replacen("evidence_dir: evidence", "evidence_dir: evidence-grow", 1);
-    assert!(text.contains("growth: trusted-wrap"), "{text}");
-    text
+    common::growing_runbook(&text, "trusted-wrap")
 }
 
 /// Kills `run` at `point` and checks that the process did stop there.

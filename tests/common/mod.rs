@@ -422,3 +422,43 @@ pub fn private_keys(listing: &str, label: &str) -> (usize, usize) {
         .count();
     (keys.len(), extractable)
 }
+
+/// Members of the two-member trusted-wrap fleet of the quorum tests, and their token
+/// labels.
+pub const GROWING_MEMBERS: [(&str, &str); 2] =
+    [("bern-1", "grow-bern-1"), ("basel-1", "grow-basel-1")];
+
+/// Returns the demo runbook `demo_runbook` turned into the two-member fleet
+/// [`GROWING_MEMBERS`] with key label `grow-fleet-key` and `growth`, on new tokens and in
+/// new output folders.
+pub fn growing_runbook(demo_runbook: &str, growth: &str) -> String {
+    let start = demo_runbook.find("members:\n").unwrap();
+    let end = demo_runbook.find("custodians:\n").unwrap();
+    let mut members = String::from("members:\n");
+    for (name, label) in GROWING_MEMBERS {
+        members.push_str(&format!(
+            "  - name: {name}\n    site: Bern, CH\n    token:\n      label: {label}\n    initialise: true\n"
+        ));
+    }
+    let text = format!(
+        "{}{members}{}",
+        &demo_runbook[..start],
+        &demo_runbook[end..]
+    )
+    .replacen(
+        "  label: demo-fleet-key\n",
+        &format!("  label: grow-fleet-key\n  growth: {growth}\n"),
+        1,
+    )
+    .replacen("id: demo-fleet\n", "id: grow-fleet\n", 1)
+    .replacen(
+        "work_dir: ceremony/demo-fleet",
+        "work_dir: ceremony/grow-fleet",
+        1,
+    )
+    .replacen("shares_dir: shares", "shares_dir: shares-grow", 1)
+    .replacen("evidence_dir: evidence", "evidence_dir: evidence-grow", 1);
+    assert!(text.contains(&format!("growth: {growth}")), "{text}");
+    assert!(text.contains("shares_dir: shares-grow"), "{text}");
+    text
+}
