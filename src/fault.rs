@@ -16,13 +16,13 @@ pub const KILL_POINT_VAR: &str = "FLEET_CEREMONY_TEST_KILL_POINT";
 /// builds leave the test hook out, so the variable has no effect on them.
 pub fn kill_point(point: &str) {
     #[cfg(debug_assertions)]
-    kill_if_wanted(point);
+    kill_if_configured(point);
     #[cfg(not(debug_assertions))]
     let _ = point;
 }
 
 #[cfg(debug_assertions)]
-fn kill_if_wanted(point: &str) {
+fn kill_if_configured(point: &str) {
     let Ok(wanted) = std::env::var(KILL_POINT_VAR) else {
         return;
     };

@@ -306,7 +306,7 @@ fn since_catches_fork_and_rollback() {
     let detail = &report.checks.last().unwrap().detail;
     assert!(detail.starts_with("rollback: the log copy"), "{detail}");
 
-    // Without a copy of the log an older checkpoint cannot be told from a rollback.
+    // Without a copy of the log an older checkpoint cannot be distinguished from a rollback.
     let report = verify(&honest[0], &trust, &since(&honest[2], None));
     assert_eq!(failed(&report), CHECK_LOG_CONSISTENCY);
     let detail = &report.checks.last().unwrap().detail;

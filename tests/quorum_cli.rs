@@ -603,7 +603,7 @@ fn retire_rejects_shares_of_unlisted_member() {
         share("shares-grow-oslo", "carol"),
     ];
 
-    // The newest share set holds oslo-1's PINs, so a runbook without oslo-1 is rejected.
+    // The newest share set contains oslo-1's PINs, so a runbook without oslo-1 is rejected.
     for command in ["check", "run"] {
         let mut attempt = demo.cli();
         attempt.arg(command).arg(&runbook);
@@ -633,8 +633,8 @@ fn retire_rejects_shares_of_unlisted_member() {
         );
     }
 
-    // The deployment's shares do not know oslo-1: the retirement runs, and its evidence
-    // says that it covers the listed members only.
+    // The deployment's shares lack oslo-1's PINs, so the retirement runs, and its evidence
+    // states that it covers the listed members only.
     let deployed_shares = vec![share("shares-grow", "alice"), share("shares-grow", "bob")];
     let mut run = demo.cli();
     run.arg("run").arg(&runbook).arg("--yes");
@@ -681,7 +681,7 @@ fn retire_rejects_shares_of_unlisted_member() {
         serde_json::from_str(transcript.lines().next().unwrap()).unwrap();
     assert_eq!(started["details"]["key_fingerprint"], fingerprint);
 
-    // oslo-1 still holds the fleet key, which is what the scope note warns about.
+    // oslo-1 still has the fleet key, which is what the scope note warns about.
     let (_, oslo_token, oslo_pin) = &pins[2];
     let listing = demo.list_objects(oslo_token, oslo_pin);
     assert_eq!(listing.matches("grow-fleet-key").count(), 2, "{listing}");
@@ -752,7 +752,7 @@ fn rotate_lists_members_of_new_set() {
     );
     assert!(!stdout.contains("oslo-1"), "{stdout}");
 
-    // The newest set covers oslo-1, and the run's summary says so.
+    // The newest set covers oslo-1, and the run's summary lists it.
     let new_shares = vec![
         share("shares-grow-oslo", "alice"),
         share("shares-grow-oslo", "carol"),

@@ -305,12 +305,12 @@ impl FleetKeyDocument {
         Ok(document)
     }
 
-    /// Checks the fields against the rules of the document format: the fleet id's
-    /// characters, no control or bidirectional formatting characters in any text (they
-    /// could disguise what an auditor reads on a terminal), one `fleet` role per key,
-    /// members with unique names and exactly one origin, copies that are not
-    /// extractable, a custodian threshold from 2 to the number of distinct custodians,
-    /// and lowercase hex digests.
+    /// Checks the fields against the rules of the document format in docs/bundle-format.md.
+    ///
+    /// The rules cover the fleet id's characters, text without control or bidirectional
+    /// formatting characters (which could disguise what an auditor reads on a terminal),
+    /// the `fleet` role, unique members with one origin, non-extractable copies, the
+    /// custodian threshold and lowercase hex digests.
     pub fn check_fields(&self) -> Result<(), DocumentError> {
         let bad = |field: String, reason: &str| DocumentError::Field {
             field,
@@ -327,9 +327,11 @@ impl FleetKeyDocument {
                 "must be 1 to 64 characters of a-z, 0-9 and -",
             ));
         }
+
         if self.epoch == 0 {
             return Err(bad("epoch".into(), "epochs start at 1"));
         }
+
         let mut texts: Vec<(String, &str)> = vec![
             ("namespace".into(), &self.namespace),
             ("tool".into(), &self.tool),
@@ -340,6 +342,7 @@ impl FleetKeyDocument {
             }
             texts.push((format!("keys[{index}].label"), &key.label));
         }
+
         for (index, member) in self.members.iter().enumerate() {
             for (name, value) in [
                 ("name", &member.name),
@@ -355,6 +358,7 @@ impl FleetKeyDocument {
         for (index, name) in self.custodians.names.iter().enumerate() {
             texts.push((format!("custodians.names[{index}]"), name));
         }
+
         for (field, value) in &texts {
             if value.is_empty() && !field.ends_with("token_serial") {
                 return Err(bad(field.clone(), "must not be empty"));
@@ -366,8 +370,10 @@ impl FleetKeyDocument {
                 ));
             }
         }
+
         self.check_members()?;
         self.check_custodians()?;
+
         for (field, value) in [
             ("transcript_sha256", &self.transcript_sha256),
             ("runbook_sha256", &self.runbook_sha256),

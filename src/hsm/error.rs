@@ -75,7 +75,7 @@ pub enum HsmError {
         /// Module searched.
         module: PathBuf,
     },
-    /// The slot chosen for a new token holds an initialised token by the time
+    /// The slot chosen for a new token contains an initialised token by the time
     /// C_InitToken runs. PKCS#11 re-initialises a token only with its current SO PIN, so
     /// the new random SO PIN is rejected and the token is left as it was.
     #[error(

@@ -4,7 +4,7 @@
 //! Every file is written to a temporary file, flushed and renamed into place. A full tile
 //! or entry bundle is written when it fills up. The partial ones of the right edge are
 //! written by [`Log::checkpoint`], which flushes every directory written to before it
-//! replaces the checkpoint. A reader therefore never sees a checkpoint that points at
+//! replaces the checkpoint. A reader therefore never reads a checkpoint that points at
 //! missing tiles. A crash before [`Log::checkpoint`] loses the entries appended since the
 //! last checkpoint: on reopening, the log continues from the published size and rewrites
 //! those tile paths. [`Log::open`] also removes the temporary files and superseded

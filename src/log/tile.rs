@@ -190,8 +190,8 @@ impl<'a, R: TileReader + ?Sized> TileHashes<'a, R> {
         }
     }
 
-    /// Reads subtree hashes of the tree of `size` leaves from the tiles of a larger tree of
-    /// `stored` leaves, the one `reader` holds: each tile is read at its width in the
+    /// Reads subtree hashes of the tree of `size` leaves from the tiles of the larger tree
+    /// of `stored` leaves that `reader` contains. Each tile is read at its width in the
     /// stored tree and cut to its width in this one. A smaller `stored` counts as `size`.
     pub fn with_stored_size(reader: &'a R, size: u64, stored: u64) -> Self {
         Self {
@@ -291,7 +291,7 @@ pub fn read_entries<R: TileReader + ?Sized>(
     Ok(entries)
 }
 
-/// Reads entry bundle `index` at `width` and checks that it holds `width` entries.
+/// Reads entry bundle `index` at `width` and checks that it contains `width` entries.
 fn read_bundle<R: TileReader + ?Sized>(
     reader: &R,
     index: u64,

@@ -238,7 +238,7 @@ fn decrypt(
     Ok(plaintext)
 }
 
-/// Why a share file did not decrypt.
+/// The reason a share file did not decrypt.
 enum DecryptFailure {
     /// The file is not intact age ciphertext, whatever the identity.
     Damaged(String),
